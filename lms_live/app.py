@@ -1,0 +1,218 @@
+"""`create_app(settings)`: wires routes, middleware, Socket.IO and resources; connects nothing.
+
+Resources (database, Redis, storage, task broker, Socket.IO manager) are opened in
+`cleanup_ctx` generators, in dependency order, and closed in reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from importlib.metadata import version
+
+import aiohttp_cors
+from aiohttp import web
+
+from lms_live import keys
+from lms_live.core.db import Database, make_engine
+from lms_live.core.http import RouteTable
+from lms_live.core.mail import EmailTemplates, make_mailer
+from lms_live.core.metrics import Metrics
+from lms_live.core.middleware import (
+    authenticate,
+    errors,
+    rate_limit,
+    request_context,
+    security_headers,
+    trusted_hosts,
+)
+from lms_live.core.openapi import build_openapi
+from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from lms_live.core.realtime import ServerEmitter, close_manager, make_sio
+from lms_live.core.redis import (
+    MemoryKeyValue,
+    MemoryPubSub,
+    RedisKeyValue,
+    RedisPubSub,
+    make_redis,
+)
+from lms_live.core.security import TokenCodec
+from lms_live.core.storage import open_storage
+from lms_live.notifications.namespace import NAMESPACE as NOTIFICATIONS
+from lms_live.notifications.namespace import NotificationsNamespace
+from lms_live.paths import STATIC
+from lms_live.settings import Settings
+from lms_live.system import docs
+from lms_live.system import routes as system_routes
+from lms_live.worker.broker import TaskResources, make_broker
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def api_routes() -> RouteTable:
+    """Every REST operation of the app."""
+    table = RouteTable()
+    for module in (system_routes, docs):
+        table.extend(module.routes)
+    return table
+
+
+def _database_ctx(database: Database | None) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if database is not None:
+            app[keys.DATABASE] = database
+            yield
+            return
+        engine = make_engine(app[keys.SETTINGS])
+        app[keys.DATABASE] = Database.from_engine(engine)
+        yield
+        await engine.dispose()
+
+    return ctx
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis = make_redis(app[keys.SETTINGS])
+    app[keys.REDIS] = redis
+    if redis is None:
+        app[keys.KV] = MemoryKeyValue()
+        app[keys.PUBSUB] = MemoryPubSub()
+        app[keys.RATE_LIMITER] = MemoryRateLimiter()
+        yield
+        return
+    app[keys.KV] = RedisKeyValue(redis)
+    app[keys.PUBSUB] = RedisPubSub(redis)
+    app[keys.RATE_LIMITER] = RedisRateLimiter(redis)
+    yield
+    await redis.aclose()
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    storage = await open_storage(app[keys.SETTINGS])
+    app[keys.STORAGE] = storage
+    yield
+    await storage.close()
+
+
+async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    broker = make_broker(settings)
+    broker.state.resources = TaskResources(
+        settings=settings,
+        database=app[keys.DATABASE],
+        kv=app[keys.KV],
+        mailer=app[keys.MAILER],
+        email_templates=EmailTemplates(),
+        storage=app[keys.STORAGE],
+        emitter=ServerEmitter(app[keys.SIO]),
+        metrics=app[keys.METRICS],
+    )
+    app[keys.BROKER] = broker
+    await broker.startup()
+    yield
+    wait_all = getattr(broker, "wait_all", None)
+    if wait_all is not None:  # in-process tasks already accepted must finish
+        await wait_all()
+    await broker.shutdown()
+
+
+async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    sio = app[keys.SIO]
+    await sio.shutdown()
+    await close_manager(sio.manager)
+
+
+async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.METRICS].watch_gc()
+    yield
+    app[keys.METRICS].unwatch_gc()
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """GET /api/v1/openapi.json (built on first use, then cached)."""
+    cache = request.app[keys.OPENAPI]
+    if "body" not in cache:
+        routes: RouteTable = request.app[keys.ROUTES]
+        document = build_openapi(
+            routes,
+            title="lms_live API",
+            version=version("lms-live"),
+            envelope=request.app[keys.SETTINGS].response_envelope,
+        )
+        cache["body"] = json.dumps(document).encode()
+    body = cache["body"]
+    assert isinstance(body, bytes)
+    return web.Response(body=body, content_type="application/json")
+
+
+def _setup_cors(app: web.Application, settings: Settings) -> None:
+    if not settings.cors_origins:
+        return
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=True,
+        expose_headers=(
+            "X-Request-ID",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+        ),
+        allow_headers=("Authorization", "Content-Type", "X-Request-ID"),
+        allow_methods=("GET", "POST", "PUT", "PATCH", "DELETE"),
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(settings.cors_origins, options))
+    for route in list(app.router.routes()):
+        path = route.resource.canonical if route.resource is not None else ""
+        if path.startswith("/api/"):
+            cors.add(route)
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None
+) -> web.Application:
+    """The lms_live web application for these settings (`database` overrides the engine)."""
+    settings = settings or Settings()
+    app = web.Application(
+        middlewares=[request_context, errors, trusted_hosts, authenticate, rate_limit],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+    app[keys.TOKENS] = TokenCodec.from_settings(settings)
+    app[keys.MAILER] = make_mailer(settings)
+    app[keys.INSTANCE_ID] = uuid.uuid4().hex[:12]
+    app[keys.STARTED_AT] = time.time()
+    app[keys.OPENAPI] = {}
+
+    routes = api_routes()
+    app[keys.ROUTES] = routes
+    routes.install(app)
+    app.router.add_get("/api/v1/openapi.json", openapi_document, name="openapi")
+    app.router.add_static("/static/", STATIC, name="static", append_version=False)
+
+    sio = make_sio(settings)
+    sio.register_namespace(
+        NotificationsNamespace(
+            NOTIFICATIONS, settings=settings, tokens=app[keys.TOKENS], metrics=app[keys.METRICS]
+        )
+    )
+    sio.attach(app)
+    app[keys.SIO] = sio
+
+    _setup_cors(app, settings)
+    app.on_response_prepare.append(security_headers(settings))
+    app.cleanup_ctx.extend(
+        [
+            _metrics_ctx,
+            _database_ctx(database),
+            _redis_ctx,
+            _storage_ctx,
+            _broker_ctx,
+            _socketio_ctx,
+        ]
+    )
+    return app

@@ -1,0 +1,272 @@
+"""Route registry: one declaration per operation drives routing, parsing, auth and OpenAPI.
+
+A handler is declared with its path/query/body models and its response model; the registry
+parses and validates input with pydantic (400 malformed JSON, 413 too large, 415 wrong content
+type, 422 invalid fields), checks the caller's role, and serialises the response model (inside
+`{"data": ...}` when RESPONSE_ENVELOPE is on). The same `RouteSpec`s feed `core.openapi`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from lms_live import keys
+from lms_live.core.errors import (
+    Forbidden,
+    InvalidToken,
+    MalformedJson,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from lms_live.core.security import Principal
+
+RateBucket = Literal["default", "auth"]
+Handler = Callable[..., Awaitable[Any]]
+
+_JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
+_PATH_PARAM = re.compile(r"\{([^}:]+)(:[^}]+)?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """Everything known about one HTTP operation."""
+
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tags: tuple[str, ...]
+    path_model: type[BaseModel] | None = None
+    query_model: type[BaseModel] | None = None
+    body_model: type[BaseModel] | None = None
+    response_model: type[BaseModel] | None = None
+    status: int = 200
+    roles: tuple[str, ...] | None = None
+    rate_limit: RateBucket | None = "default"
+    media_type: str = "application/json"
+    in_schema: bool = True
+    errors: tuple[int, ...] = ()
+    responses: tuple[tuple[int, type[BaseModel]], ...] = ()
+    description: str = ""
+
+    @property
+    def requires_auth(self) -> bool:
+        return self.roles is not None
+
+    @property
+    def openapi_path(self) -> str:
+        return _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", self.path)
+
+
+def validation_details(exc: ValidationError, location: str) -> list[dict[str, Any]]:
+    """Pydantic errors as public details (never echoing the submitted values)."""
+    return [
+        {"loc": [location, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    """The authenticated caller, if a valid token came with the request."""
+    return request.get(keys.PRINCIPAL)
+
+
+def require_principal(request: web.Request, roles: Iterable[str] = ()) -> Principal:
+    """The caller, or 401; 403 when `roles` is given and theirs is not among them."""
+    principal = principal_of(request)
+    if principal is None:
+        raise InvalidToken() if "Authorization" in request.headers else Unauthorized()
+    allowed = tuple(roles)
+    if allowed and principal.role not in allowed:
+        raise Forbidden()
+    return principal
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The JSON body, after content-type and size checks."""
+    if not _JSON_TYPE.match(request.content_type):
+        raise UnsupportedMediaType()
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(details=[{"limit_bytes": max_bytes}])
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(details=[{"limit_bytes": max_bytes}]) from exc
+    if not raw.strip():
+        raise MalformedJson("The request body is empty; a JSON object is expected.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJson() from exc
+
+
+def _parse(model: type[BaseModel], data: Any, location: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc, location)) from exc
+
+
+def _query_data(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        values = request.query.getall(key, [])
+        if not values:
+            continue
+        origin = getattr(info.annotation, "__origin__", None)
+        data[key] = values if origin in (list, tuple, set, frozenset) else values[-1]
+    return data
+
+
+class JsonBody:
+    """Serialises response models once per type (pydantic-core, no intermediate dicts)."""
+
+    _adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+    @classmethod
+    def dump(cls, model: type[BaseModel], value: Any) -> bytes:
+        adapter = cls._adapters.get(model)
+        if adapter is None:
+            adapter = cls._adapters[model] = TypeAdapter(model)
+        return adapter.dump_json(value, by_alias=True)
+
+
+def json_response(
+    request: web.Request, payload: bytes, *, status: int = 200, envelope: bool | None = None
+) -> web.Response:
+    """A JSON response from serialised bytes, wrapped as {"data": ...} when enveloping."""
+    wrap = request.app[keys.SETTINGS].response_envelope if envelope is None else envelope
+    body = b'{"data":' + payload + b"}" if wrap else payload
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @functools.wraps(spec.handler)
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        if spec.roles is not None:
+            require_principal(request, spec.roles)
+        kwargs: dict[str, Any] = {}
+        if spec.path_model is not None:
+            kwargs["path"] = _parse(spec.path_model, dict(request.match_info), "path")
+        if spec.query_model is not None:
+            kwargs["query"] = _parse(
+                spec.query_model, _query_data(request, spec.query_model), "query"
+            )
+        if spec.body_model is not None:
+            max_bytes = request.app[keys.SETTINGS].max_body_bytes
+            kwargs["body"] = _parse(spec.body_model, await read_json(request, max_bytes), "body")
+        result = await spec.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if spec.response_model is None:
+            return web.Response(status=204 if spec.status == 200 else spec.status)
+        return json_response(
+            request, JsonBody.dump(spec.response_model, result), status=spec.status
+        )
+
+    endpoint.__lms_route__ = spec  # type: ignore[attr-defined]
+    return endpoint
+
+
+def spec_of(request: web.Request) -> RouteSpec | None:
+    """The RouteSpec of the matched route, if the route came from a RouteTable."""
+    route = request.match_info.route
+    handler = getattr(route, "handler", None)
+    return getattr(handler, "__lms_route__", None)
+
+
+@dataclass
+class RouteTable:
+    """An ordered collection of RouteSpecs, filled by decorators and installed on an app."""
+
+    specs: list[RouteSpec] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[RouteSpec]:
+        return iter(self.specs)
+
+    def extend(self, other: RouteTable) -> None:
+        self.specs.extend(other.specs)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tags: Iterable[str] = (),
+        path_model: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        roles: Iterable[str] | None = None,
+        rate_limit: RateBucket | None = "default",
+        media_type: str = "application/json",
+        in_schema: bool = True,
+        errors: Iterable[int] = (),
+        responses: dict[int, type[BaseModel]] | None = None,
+        operation_id: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare an operation; `roles=()` means any authenticated caller."""
+
+        def register(handler: Handler) -> Handler:
+            self.specs.append(
+                RouteSpec(
+                    method=method.upper(),
+                    path=path,
+                    handler=handler,
+                    operation_id=operation_id or handler.__name__,
+                    summary=summary,
+                    tags=tuple(tags),
+                    path_model=path_model,
+                    query_model=query,
+                    body_model=body,
+                    response_model=response,
+                    status=status,
+                    roles=tuple(roles) if roles is not None else None,
+                    rate_limit=rate_limit,
+                    media_type=media_type,
+                    in_schema=in_schema,
+                    errors=tuple(errors),
+                    responses=tuple((responses or {}).items()),
+                    description=(handler.__doc__ or "").strip(),
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kwargs)
+
+    def install(self, app: web.Application) -> None:
+        """Add every operation to the app's router (HEAD is answered for GETs)."""
+        for spec in self.specs:
+            if spec.method == "GET":
+                app.router.add_get(spec.path, _wrap(spec), name=spec.operation_id)
+            else:
+                app.router.add_route(spec.method, spec.path, _wrap(spec), name=spec.operation_id)

@@ -1,0 +1,323 @@
+"""The HTTP middleware stack, outermost first:
+
+1. `request_context`: request id (accepted from / returned in X-Request-ID), access log,
+   latency and in-flight metrics. Outermost, so every answer is counted and logged.
+2. `errors`: every exception becomes `{"error", "message", "details"}`; unexpected ones are
+   logged with the request id and answered with a generic 500.
+3. `trusted_hosts`: 400 for a Host header not in TRUSTED_HOSTS.
+4. CORS (aiohttp-cors, wired in `app.py`; preflights and response headers).
+5. `authenticate`: a Bearer access token, if present and valid, becomes the request principal.
+6. `rate_limit`: token buckets per user (or per client IP when anonymous), stricter for
+   auth operations; X-RateLimit-* headers, 429 with Retry-After.
+Security headers are added to every response (errors and static files included) by an
+`on_response_prepare` hook; the optional `{"data": ...}` envelope is applied by `core.http`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+
+import redis.exceptions
+import sqlalchemy.exc
+from aiohttp import web
+
+from lms_live import keys
+from lms_live.core import errors as err
+from lms_live.core.http import spec_of
+from lms_live.core.logging import request_id_var
+from lms_live.settings import Settings, parse_rate
+
+log = logging.getLogger("lms_live.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SOCKETIO_PREFIX = "/socket.io/"
+# Failures of a backing service, not of the request: answered 503 so clients retry.
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+_UNLIMITED = frozenset({"/api/v1/health", "/api/v1/ready"})
+
+
+def route_label(request: web.Request) -> str:
+    """The route template for metrics and logs ("unmatched" for 404s: bounded cardinality)."""
+    if request.path.startswith(_SOCKETIO_PREFIX):
+        return _SOCKETIO_PREFIX
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@lru_cache(maxsize=64)
+def _networks(
+    proxies: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _is_trusted_proxy(address: str, proxies: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _networks(proxies))
+
+
+def client_ip(request: web.Request) -> str:
+    """The caller's address; X-Forwarded-For is believed only from TRUSTED_PROXIES."""
+    remote = request.remote or "unknown"
+    proxies = tuple(request.app[keys.SETTINGS].trusted_proxies)
+    if not proxies or not _is_trusted_proxy(remote, proxies):
+        return remote
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted_proxy(hop, proxies):
+            return hop
+    return hops[0] if hops else remote
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, access log and HTTP metrics for every request."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[keys.REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    metrics = request.app[keys.METRICS]
+    metrics.http_in_flight.inc()
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_label(request)
+        metrics.http_in_flight.dec()
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_latency.labels(request.method, route).observe(elapsed)
+        level = logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s %s %s %.1fms",
+                request.method,
+                route,
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client": client_ip(request),
+                },
+            )
+        request_id_var.reset(token)
+
+
+def error_response(request: web.Request, exc: err.LmsError) -> web.Response:
+    """The JSON answer for a domain error."""
+    response = web.json_response(exc.to_dict(), status=exc.status)
+    response.headers.update(exc.headers)
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> err.LmsError:
+    mapping: dict[int, type[err.LmsError]] = {
+        400: err.BadRequest,
+        401: err.Unauthorized,
+        403: err.Forbidden,
+        404: err.NotFound,
+        405: err.MethodNotAllowed,
+        413: err.PayloadTooLarge,
+        415: err.UnsupportedMediaType,
+        422: err.ValidationFailed,
+        503: err.ServiceUnavailable,
+    }
+    cls = mapping.get(exc.status)
+    if cls is not None:
+        converted = cls()
+    else:
+        converted = err.LmsError(exc.reason)
+        converted.status = exc.status  # type: ignore[misc]
+        converted.code = exc.reason.lower().replace(" ", "_")  # type: ignore[misc]
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        converted.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+    return converted
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every failure as a JSON error body; never leak internals."""
+    try:
+        return await handler(request)
+    except err.LmsError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(request, _from_http_exception(exc))
+    except asyncio.CancelledError:
+        raise
+    except UNAVAILABLE as exc:
+        log.warning(
+            "dependency unavailable in %s %s: %s",
+            request.method,
+            route_label(request),
+            type(exc).__name__,
+        )
+        return error_response(request, err.ServiceUnavailable())
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, route_label(request))
+        body = {
+            "error": "internal_error",
+            "message": "An unexpected error occurred. Quote the request id if you report it.",
+            "details": [{"request_id": request[keys.REQUEST_ID]}],
+        }
+        return web.json_response(body, status=500)
+
+
+def host_allowed(host: str, patterns: list[str]) -> bool:
+    """Whether a Host header value (port stripped) matches TRUSTED_HOSTS (`*.x` wildcards)."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if not name:
+        return False
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if pattern == "*" or pattern == name:
+            return True
+        if pattern.startswith("*.") and name.endswith(pattern[1:]):
+            return True
+    return False
+
+
+@web.middleware
+async def trusted_hosts(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse requests addressed to a host we do not serve (DNS rebinding, cache poisoning)."""
+    if not host_allowed(request.host, request.app[keys.SETTINGS].trusted_hosts):
+        raise err.BadHost()
+    return await handler(request)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the principal of a valid Bearer token; routes decide whether one is required."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    principal = None
+    if scheme.lower() == "bearer" and token:
+        try:
+            principal = request.app[keys.TOKENS].decode(token.strip())
+        except err.InvalidToken:
+            principal = None
+    request[keys.PRINCIPAL] = principal
+    return await handler(request)
+
+
+class _RedisWarning:
+    last = 0.0
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Token bucket per user or client IP; auth operations use the stricter bucket."""
+    settings: Settings = request.app[keys.SETTINGS]
+    spec = spec_of(request)
+    if spec is not None:
+        bucket = spec.rate_limit
+    elif request.path.startswith("/api/") and request.method != "OPTIONS":
+        bucket = "default"
+    else:
+        bucket = None
+    if bucket is None or not settings.rate_limit_enabled or request.path in _UNLIMITED:
+        return await handler(request)
+    principal = request.get(keys.PRINCIPAL)
+    identity = f"user:{principal.user_id}" if principal else f"ip:{client_ip(request)}"
+    capacity, period = parse_rate(
+        settings.rate_limit_auth if bucket == "auth" else settings.rate_limit
+    )
+    try:
+        decision = await request.app[keys.RATE_LIMITER].hit(
+            f"{bucket}:{identity}", capacity=capacity, period=period
+        )
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        # Rate limits fail open: an outage of Redis must not take the API down with it.
+        now = time.monotonic()
+        if now - _RedisWarning.last > 30:
+            _RedisWarning.last = now
+            log.warning("rate limiter unavailable, allowing requests: %s", type(exc).__name__)
+        return await handler(request)
+    if not decision.allowed:
+        raise err.RateLimited(decision.retry_after, headers=decision.headers())
+    try:
+        response = await handler(request)
+    except err.LmsError as exc:
+        exc.headers.update(decision.headers())
+        raise
+    if not response.prepared:
+        response.headers.update(decision.headers())
+    return response
+
+
+def content_security_policy() -> str:
+    """The CSP our own pages satisfy: no inline script, no third-party origins."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def security_headers(
+    settings: Settings,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An on_response_prepare hook adding security headers to every response."""
+    fixed = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Content-Security-Policy": content_security_policy(),
+    }
+    if settings.is_production:
+        fixed["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in fixed.items():
+            response.headers.setdefault(name, value)
+
+    return add_headers

@@ -1,0 +1,114 @@
+"""Token-bucket rate limiting: atomic in Redis (one Lua call, Redis's clock), or in memory.
+
+A bucket holds `capacity` tokens and refills at `capacity / period` per second; each request
+takes one. Redis keys: `lms:rl:<bucket>:<identity>` (a hash of tokens and timestamp) with a
+TTL of the time to refill, so idle buckets vanish.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+_BUCKET_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
+return {allowed, tostring(tokens)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of taking one token."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+
+    def headers(self) -> dict[str, str]:
+        """The `X-RateLimit-*` headers describing this bucket."""
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_after)),
+        }
+
+
+def _decide(allowed: bool, tokens: float, capacity: int, rate: float) -> Decision:
+    return Decision(
+        allowed=allowed,
+        limit=capacity,
+        remaining=max(0, math.floor(tokens)),
+        retry_after=0.0 if allowed else (1 - tokens) / rate,
+        reset_after=(capacity - tokens) / rate,
+    )
+
+
+class RateLimiter(Protocol):
+    """Takes one token from a named bucket."""
+
+    async def hit(self, key: str, *, capacity: int, period: float) -> Decision: ...
+
+
+class RedisRateLimiter:
+    """Buckets shared by every instance, updated atomically by a Lua script."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(_BUCKET_SCRIPT)
+
+    async def hit(self, key: str, *, capacity: int, period: float) -> Decision:
+        rate = capacity / period
+        allowed, tokens = await self._script(keys=[f"lms:rl:{key}"], args=[capacity, rate])
+        return _decide(bool(allowed), float(tokens), capacity, rate)
+
+
+class MemoryRateLimiter:
+    """Buckets in this process (embedded default)."""
+
+    def __init__(self, *, max_keys: int = 100_000) -> None:
+        self._buckets: dict[str, tuple[float, float, float, int]] = {}
+        self._max_keys = max_keys
+
+    async def hit(self, key: str, *, capacity: int, period: float) -> Decision:
+        rate = capacity / period
+        now = time.monotonic()
+        tokens, ts, _, _ = self._buckets.get(key, (float(capacity), now, rate, capacity))
+        tokens = min(float(capacity), tokens + max(0.0, now - ts) * rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        if len(self._buckets) >= self._max_keys and key not in self._buckets:
+            self._evict_full(now)
+        self._buckets[key] = (tokens, now, rate, capacity)
+        return _decide(allowed, tokens, capacity, rate)
+
+    def _evict_full(self, now: float) -> None:
+        """Drop buckets that have refilled completely (they carry no state)."""
+        full = [k for k, (tok, ts, r, cap) in self._buckets.items() if tok + (now - ts) * r >= cap]
+        for key in full:
+            del self._buckets[key]
+        if len(self._buckets) >= self._max_keys:
+            self._buckets.clear()

@@ -1,0 +1,178 @@
+"""Redis client factory and the small interfaces other modules use instead of Redis itself.
+
+`KeyValueStore` (values with a TTL, counters) and `PubSub` (fan-out between instances) each
+have a Redis implementation and an in-process one for the embedded default (REDIS_URL unset),
+so callers never branch on the deployment. Keys follow `lms:<domain>:<id>:<part>` and every
+key written through `KeyValueStore` carries a TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from lms_live.settings import Settings
+
+
+def make_redis(settings: Settings, *, url: str | None = None) -> Redis | None:
+    """A Redis client for REDIS_URL (None when unset). Connects lazily, health-checked."""
+    target = url or settings.redis_url
+    if not target:
+        return None
+    return Redis.from_url(
+        target,
+        health_check_interval=settings.redis_health_check_interval,
+        socket_connect_timeout=5,
+        retry_on_timeout=True,
+    )
+
+
+class KeyValueStore(Protocol):
+    """Values with a time to live, and TTL'd counters."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes | str, *, ttl: float) -> None: ...
+
+    async def set_if_absent(self, key: str, value: bytes | str, *, ttl: float) -> bool: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, *, ttl: float) -> int: ...
+
+    async def ping(self) -> None: ...
+
+
+class PubSub(Protocol):
+    """At-most-once broadcast between instances (callers carry their own `seq`)."""
+
+    async def publish(self, channel: str, message: bytes | str) -> None: ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[bytes]: ...
+
+
+def _ms(ttl: float) -> int:
+    return max(1, int(ttl * 1000))
+
+
+class RedisKeyValue:
+    """`KeyValueStore` on Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.redis.get(key)
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str, value: bytes | str, *, ttl: float) -> None:
+        await self.redis.set(key, value, px=_ms(ttl))
+
+    async def set_if_absent(self, key: str, value: bytes | str, *, ttl: float) -> bool:
+        return bool(await self.redis.set(key, value, px=_ms(ttl), nx=True))
+
+    async def delete(self, key: str) -> None:
+        await self.redis.delete(key)
+
+    async def incr(self, key: str, *, ttl: float) -> int:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.pexpire(key, _ms(ttl), nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+
+class MemoryKeyValue:
+    """`KeyValueStore` in this process's memory (embedded default: one instance only)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._writes = 0
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] <= time.monotonic():
+            del self._data[key]
+            return None
+        return item[0]
+
+    def _store(self, key: str, value: bytes, ttl: float) -> None:
+        self._data[key] = (value, time.monotonic() + ttl)
+        self._writes += 1
+        if self._writes % 1024 == 0:
+            now = time.monotonic()
+            for stale in [k for k, (_, exp) in self._data.items() if exp <= now]:
+                del self._data[stale]
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: bytes | str, *, ttl: float) -> None:
+        self._store(key, value.encode() if isinstance(value, str) else value, ttl)
+
+    async def set_if_absent(self, key: str, value: bytes | str, *, ttl: float) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.set(key, value, ttl=ttl)
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def incr(self, key: str, *, ttl: float) -> int:
+        current = self._live(key)
+        count = int(current) + 1 if current is not None else 1
+        expires = self._data[key][1] if current is not None else time.monotonic() + ttl
+        self._data[key] = (str(count).encode(), expires)
+        return count
+
+    async def ping(self) -> None:
+        return None
+
+
+class RedisPubSub:
+    """`PubSub` on Redis channels."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def publish(self, channel: str, message: bytes | str) -> None:
+        await self.redis.publish(channel, message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(channel)
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    yield message["data"]
+
+
+class MemoryPubSub:
+    """`PubSub` between subscribers in this process."""
+
+    def __init__(self) -> None:
+        self._queues: defaultdict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+
+    async def publish(self, channel: str, message: bytes | str) -> None:
+        data = message.encode() if isinstance(message, str) else message
+        for queue in self._queues.get(channel, ()):
+            queue.put_nowait(data)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queues[channel].add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues[channel].discard(queue)

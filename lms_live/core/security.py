@@ -1,0 +1,120 @@
+"""Credentials: password hashing (bcrypt, off the event loop) and access-token codec (JWT).
+
+Passwords are pre-hashed with HMAC-SHA256 before bcrypt so long passwords are neither
+truncated at 72 bytes nor rejected by bcrypt 5. Access tokens are HS256 JWTs with `kid`,
+`iss`, `aud`, `typ`; the algorithm is pinned on decode and old keys still verify during a
+rotation (JWT_KEYS lists the signing key first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import bcrypt
+import jwt
+
+from lms_live.core.db import utcnow
+from lms_live.core.errors import InvalidToken
+from lms_live.settings import Settings
+
+ALGORITHM = "HS256"
+AUDIENCE = "lms_live"
+_PREHASH_KEY = b"lms_live/bcrypt-prehash/v1"
+_DUMMY_HASH = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(rounds=4))
+
+
+def _prehash(password: str) -> bytes:
+    digest = hmac.new(_PREHASH_KEY, password.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest)
+
+
+async def hash_password(password: str, *, rounds: int = 12) -> str:
+    """bcrypt hash of a password of any length, computed in a worker thread."""
+    hashed = await asyncio.to_thread(bcrypt.hashpw, _prehash(password), bcrypt.gensalt(rounds))
+    return hashed.decode("ascii")
+
+
+async def verify_password(password: str, hashed: str | None) -> bool:
+    """Constant-time check; with no hash it still spends the time of one (no enumeration)."""
+    target = hashed.encode("ascii") if hashed else _DUMMY_HASH
+    ok = await asyncio.to_thread(bcrypt.checkpw, _prehash(password), target)
+    return ok and hashed is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified access token."""
+
+    user_id: uuid.UUID
+    role: str
+    jti: str
+    expires_at: datetime
+
+
+class TokenCodec:
+    """Issues and verifies access tokens with rotating keys."""
+
+    def __init__(self, keys: dict[str, bytes], *, issuer: str, ttl: timedelta) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is required")
+        self.keys = keys
+        self.signing_kid = next(iter(keys))
+        self.issuer = issuer
+        self.ttl = ttl
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenCodec:
+        secret = settings.secret_key.get_secret_value().encode()
+        key = hmac.new(secret, b"lms_live/jwt/v1", hashlib.sha256).digest()
+        kid = hashlib.sha256(key).hexdigest()[:8]
+        return cls({kid: key}, issuer=settings.public_url, ttl=timedelta(minutes=15))
+
+    def issue(self, *, user_id: uuid.UUID, role: str, now: datetime | None = None) -> str:
+        """A signed access token for this user."""
+        issued = now or utcnow()
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "role": role,
+            "jti": uuid.uuid4().hex,
+            "iat": int(issued.timestamp()),
+            "exp": int((issued + self.ttl).timestamp()),
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "typ": "access",
+        }
+        return jwt.encode(
+            claims, self.keys[self.signing_kid], ALGORITHM, headers={"kid": self.signing_kid}
+        )
+
+    def decode(self, token: str) -> Principal:
+        """Verify signature, algorithm, expiry, issuer, audience and type; raise InvalidToken."""
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self.keys.get(str(header.get("kid")))
+            if key is None:
+                raise InvalidToken()
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=self.issuer,
+                options={"require": ["sub", "role", "jti", "iat", "exp", "iss", "aud", "typ"]},
+            )
+            if claims["typ"] != "access":
+                raise InvalidToken()
+            return Principal(
+                user_id=uuid.UUID(claims["sub"]),
+                role=str(claims["role"]),
+                jti=str(claims["jti"]),
+                expires_at=datetime.fromtimestamp(claims["exp"], tz=utcnow().tzinfo),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidToken() from exc

@@ -1,0 +1,42 @@
+"""Every typed key under which the app or a request stores shared state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import socketio
+    from redis.asyncio import Redis
+    from taskiq import AsyncBroker
+
+    from lms_live.core.db import Database
+    from lms_live.core.http import RouteTable
+    from lms_live.core.mail import Mailer
+    from lms_live.core.metrics import Metrics
+    from lms_live.core.ratelimit import RateLimiter
+    from lms_live.core.redis import KeyValueStore, PubSub
+    from lms_live.core.security import Principal, TokenCodec
+    from lms_live.core.storage import Storage
+    from lms_live.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+DATABASE: web.AppKey[Database] = web.AppKey("database")
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
+KV: web.AppKey[KeyValueStore] = web.AppKey("kv")
+PUBSUB: web.AppKey[PubSub] = web.AppKey("pubsub")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
+BROKER: web.AppKey[AsyncBroker] = web.AppKey("broker")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
+ROUTES: web.AppKey[RouteTable] = web.AppKey("routes")
+OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi")
+INSTANCE_ID: web.AppKey[str] = web.AppKey("instance_id")
+STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

@@ -1,0 +1,8 @@
+"""Imports every domain's models so `Base.metadata` is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+
+def load_models() -> None:
+    """Register every mapped table on `Base.metadata`."""
+    import lms_live.auth.models  # noqa: F401

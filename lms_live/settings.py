@@ -1,0 +1,169 @@
+"""Settings: one validated object built from the environment (and an optional `.env` file).
+
+Unset means the embedded default: SQLite, in-process Socket.IO/rate limits/blacklist, the
+in-memory task broker, a local file folder and an email outbox folder. Production
+(`ENVIRONMENT=production`) refuses to start with unsafe values, naming the setting at fault.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 (refused in production)
+MIN_SECRET_LENGTH = 32
+
+_RATE = re.compile(r"^(\d+)/(second|minute|hour)$")
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class UnsafeSettings(ValueError):
+    """Raised when production settings are unsafe; the message names the setting."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def parse_rate(value: str) -> tuple[int, float]:
+    """Parse "120/minute" into (requests, period in seconds)."""
+    match = _RATE.match(value.strip())
+    if not match:
+        raise ValueError(f"rate must look like '120/minute', got {value!r}")
+    return int(match.group(1)), _PERIODS[match.group(2)]
+
+
+class Settings(BaseSettings):
+    """Every setting of lms_live; see README "Configuration" for the table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    debug: bool = False
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    bcrypt_rounds: int = Field(12, ge=4, le=16)
+    public_url: str = "http://localhost:8080"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Path("var")
+
+    database_url: str | None = None
+    database_pool_size: int = Field(10, ge=1)
+    database_echo: bool = False
+
+    redis_url: str | None = None
+    redis_health_check_interval: int = Field(15, ge=1)
+    socketio_channel: str = "lms:socketio"
+    task_queue: str = "lms:tasks"
+
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    trusted_hosts: CsvList = ["localhost", "127.0.0.1", "::1"]
+    trusted_proxies: CsvList = []
+    cors_origins: CsvList = []
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    socket_max_message_bytes: int = Field(65_536, ge=1024)
+
+    rate_limit_enabled: bool = True
+    rate_limit: str = "300/minute"
+    rate_limit_auth: str = "20/minute"
+
+    response_envelope: bool = False
+    metrics_token: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "lms_live <no-reply@localhost>"
+    outbox_dir: Path | None = None
+
+    worker_concurrency: int = Field(20, ge=1)
+    worker_shutdown_timeout: float = Field(8.0, gt=0)
+    worker_metrics_port: int | None = None
+
+    @field_validator("trusted_hosts", "trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("rate_limit", "rate_limit_auth")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("database_url", "redis_url", "storage_url", "smtp_host", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.environment != "production":
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET or len(secret) < MIN_SECRET_LENGTH:
+            raise UnsafeSettings(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                "characters in production"
+            )
+        if self.debug:
+            raise UnsafeSettings("DEBUG must be off in production")
+        if "*" in self.cors_origins:
+            raise UnsafeSettings("CORS_ORIGINS must list origins, not '*', in production")
+        if not self.trusted_hosts or "*" in self.trusted_hosts:
+            raise UnsafeSettings("TRUSTED_HOSTS must list the served host names in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under DATA_DIR."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'lms_live.db').as_posix()}"
+
+    @property
+    def effective_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'files').resolve().as_posix()}"
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format == "auto":
+            return self.is_production
+        return self.log_format == "json"

@@ -1,0 +1,216 @@
+"""Taskiq wiring: broker choice, task registry, shared resources, metrics and retries.
+
+- With REDIS_URL: `RedisStreamBroker` (consumer group, acknowledged after the task ran, so a
+  task whose worker dies is redelivered); retries are scheduled through a Redis schedule
+  source that `lms-live scheduler` serves. Without it: `InMemoryBroker` running tasks in the
+  web process, retries delayed in-process.
+- Tasks are plain async functions registered by name with `@task("lms.<area>.<verb>")`; the
+  web app and the worker register the same ones. `TaskResources` (built by the same factories
+  as the web app's) reach a task through `resources(context)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from taskiq import (
+    AsyncBroker,
+    Context,
+    InMemoryBroker,
+    ScheduleSource,
+    SmartRetryMiddleware,
+    TaskiqEvents,
+    TaskiqMessage,
+    TaskiqMiddleware,
+    TaskiqResult,
+    TaskiqState,
+)
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import ListRedisScheduleSource, RedisStreamBroker
+
+from lms_live.core.db import Database
+from lms_live.core.mail import EmailTemplates, Mailer
+from lms_live.core.metrics import Metrics
+from lms_live.core.realtime import Emitter
+from lms_live.core.redis import KeyValueStore
+from lms_live.core.storage import Storage
+from lms_live.settings import Settings
+
+log = logging.getLogger("lms_live.worker")
+
+TASK_MODULES = ("lms_live.emails.tasks", "lms_live.system.tasks")
+CONSUMER_GROUP = "lms-workers"
+# A task unacknowledged this long (its worker died) is claimed by another worker.
+REDELIVER_AFTER_MS = 60_000
+
+TaskFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    name: str
+    function: TaskFunction
+    retries: int
+    schedule: tuple[dict[str, Any], ...]
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def task(
+    name: str, *, retries: int = 0, schedule: tuple[dict[str, Any], ...] = ()
+) -> Callable[[TaskFunction], TaskFunction]:
+    """Declare a task by name; `retries` with exponential backoff, `schedule` for periodic runs."""
+
+    def register(function: TaskFunction) -> TaskFunction:
+        _REGISTRY[name] = TaskSpec(name, function, retries, schedule)
+        return function
+
+    return register
+
+
+def task_specs() -> dict[str, TaskSpec]:
+    """Every declared task (importing the task modules first)."""
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+@dataclass(slots=True)
+class TaskResources:
+    """What tasks may use; built by the same factories as the web app's."""
+
+    settings: Settings
+    database: Database
+    kv: KeyValueStore
+    mailer: Mailer
+    email_templates: EmailTemplates
+    storage: Storage
+    emitter: Emitter
+    metrics: Metrics
+
+
+def resources(context: Context) -> TaskResources:
+    """The resources of the process running this task."""
+    found: TaskResources = context.state.resources
+    return found
+
+
+class TaskMetrics(TaskiqMiddleware):
+    """Counts and times every task run into the process's Metrics."""
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        state_resources: TaskResources | None = getattr(self.broker.state, "resources", None)
+        if state_resources is None:
+            return
+        outcome = "error" if result.is_err else "ok"
+        state_resources.metrics.tasks.labels(message.task_name, outcome).inc()
+        state_resources.metrics.task_latency.labels(message.task_name).observe(
+            result.execution_time
+        )
+        if result.is_err:
+            log.warning("task %s failed: %r", message.task_name, result.error)
+
+
+class BackoffRetry(SmartRetryMiddleware):
+    """Exponential backoff with jitter; delayed by the schedule source, or in-process."""
+
+    _pending: set[asyncio.Task[None]]
+
+    async def on_send(
+        self, kicker: AsyncKicker[Any, Any], message: TaskiqMessage, delay: float
+    ) -> None:
+        log.info("retrying task %s in %.1fs", message.task_name, delay)
+        if self.schedule_source is not None:
+            await super().on_send(kicker, message, delay)
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await kicker.kiq(*message.args, **message.kwargs)
+
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            pending = self._pending = set()
+        job = asyncio.create_task(later())
+        pending.add(job)
+        job.add_done_callback(pending.discard)
+
+
+def make_schedule_source(settings: Settings) -> ScheduleSource | None:
+    """Where delayed runs (retries) wait: Redis, or nowhere (in-process delay)."""
+    if not settings.redis_url:
+        return None
+    return ListRedisScheduleSource(settings.redis_url, prefix="lms:schedule")
+
+
+def make_broker(settings: Settings) -> AsyncBroker:
+    """The broker for these settings, with every task registered. Connects at startup."""
+    broker: AsyncBroker
+    if settings.redis_url:
+        broker = RedisStreamBroker(
+            settings.redis_url,
+            queue_name=settings.task_queue,
+            consumer_group_name=CONSUMER_GROUP,
+            idle_timeout=REDELIVER_AFTER_MS,
+            xread_block=1000,
+            health_check_interval=settings.redis_health_check_interval,
+        )
+    else:
+        broker = InMemoryBroker()
+    broker.add_middlewares(
+        TaskMetrics(),
+        BackoffRetry(
+            default_retry_count=3,
+            default_delay=2,
+            use_jitter=True,
+            use_delay_exponent=True,
+            max_delay_exponent=300,
+            schedule_source=make_schedule_source(settings),
+        ),
+    )
+    for spec in task_specs().values():
+        labels: dict[str, Any] = {}
+        if spec.retries:
+            labels |= {"retry_on_error": True, "max_retries": spec.retries}
+        if spec.schedule:
+            labels["schedule"] = list(spec.schedule)
+        broker.register_task(spec.function, task_name=spec.name, **labels)
+    return broker
+
+
+def bind_resources(
+    broker: AsyncBroker,
+    make: Callable[[], Awaitable[TaskResources]],
+    close: Callable[[TaskResources], Awaitable[None]],
+) -> None:
+    """Build resources at worker startup (unless the web app already provided them)."""
+
+    async def startup(state: TaskiqState) -> None:
+        if getattr(state, "resources", None) is None:
+            state.resources = await make()
+            state.owns_resources = True
+
+    async def shutdown(state: TaskiqState) -> None:
+        if getattr(state, "owns_resources", False):
+            await close(state.resources)
+            state.resources = None
+            state.owns_resources = False
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
+
+
+async def enqueue(broker: AsyncBroker, name: str, **kwargs: Any) -> None:
+    """Send a task by name (the sender need not import the task's module)."""
+    await AsyncKicker(task_name=name, broker=broker, labels=_labels_of(broker, name)).kiq(**kwargs)
+
+
+def _labels_of(broker: AsyncBroker, name: str) -> dict[str, Any]:
+    registered = broker.find_task(name)
+    return dict(registered.labels) if registered is not None else {}

@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,15 @@ def pg_url(worker_id: str) -> str:
     if not _reachable(PG_HOST, PG_PORT):
         pytest.fail(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}; start it (see README).")
     name = f"lms_test_{worker_id}"
-    asyncio.run(_recreate_database(name))
     url = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    migrations.upgrade("head", url=url)
+
+    def build() -> None:
+        asyncio.run(_recreate_database(name))
+        migrations.upgrade("head", url=url)
+
+    # In a thread of its own: the first test asking for it may already run an event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(build).result()
     return url
 
 
@@ -87,7 +94,12 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 def make_settings(
-    tmp_path: Path, worker_id: str, *, pg_url: str | None, redis_url: str | None, **overrides: Any
+    tmp_path: Path,
+    worker_id: str,
+    *,
+    pg_url: str | None,
+    redis_url: str | None = None,
+    **overrides: Any,
 ) -> Settings:
     """Test settings; `None` URLs mean the embedded in-process equivalents."""
     values: dict[str, Any] = {

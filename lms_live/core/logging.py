@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -22,15 +23,32 @@ _JSON_FORMAT = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the current request id."""
+    """Stamps each record with the current request id (if the record factory has not)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True
+
+
+def _install_record_factory() -> None:
+    """Stamp the request id when a record is created, so every handler (and caplog) sees it."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_lms_live", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        return record
+
+    factory._lms_live = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def configure_logging(settings: Settings) -> None:
     """Install one stdout handler on the root logger (idempotent)."""
+    _install_record_factory()
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(RequestIdFilter())
     if settings.json_logs:

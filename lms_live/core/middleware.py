@@ -264,7 +264,7 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
         decision = await request.app[keys.RATE_LIMITER].hit(
             f"{bucket}:{identity}", capacity=capacity, period=period
         )
-    except (OSError, ConnectionError, TimeoutError) as exc:
+    except (OSError, redis.exceptions.RedisError) as exc:
         # Rate limits fail open: an outage of Redis must not take the API down with it.
         now = time.monotonic()
         if now - _RedisWarning.last > 30:

@@ -155,8 +155,9 @@ def authenticate_socket(
 
 
 def refusal(exc: LmsError) -> socketio.exceptions.ConnectionRefusedError:
-    """The ConnectionRefusedError a namespace raises so the client sees why."""
-    return socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.text})
+    """The refusal a namespace raises; the client's connect_error gets
+    `{"message": <text>, "data": {"code": <error code>}}` (browser: err.message, err.data.code)."""
+    return socketio.exceptions.ConnectionRefusedError(exc.text, {"code": exc.code})
 
 
 class LmsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import aioboto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from lms_live.core.errors import BadRequest, NotFound
@@ -91,6 +89,9 @@ class S3Storage:
 
     @classmethod
     async def open(cls, settings: Settings, url: str) -> S3Storage:
+        import aioboto3  # only deployments on S3 pay for this import
+        from botocore.config import Config
+
         parts = urlsplit(url)
         session = aioboto3.Session()
         stack = AsyncExitStack()

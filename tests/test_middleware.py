@@ -1,0 +1,289 @@
+"""The middleware stack: hosts, CORS, rate limits, security headers, request ids, logs, envelope."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from lms_live import keys
+from lms_live.app import create_app
+from lms_live.core.db import Database
+from lms_live.core.logging import configure_logging
+from lms_live.core.middleware import host_allowed
+from tests.conftest import bearer, make_settings
+from tests.netproxy import TcpProxy
+
+SECRET = "s" * 40
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    worker_id: str,
+    pg_url: str,
+    redis_url: str,
+    database: Database,
+    redis: Any,
+) -> Any:
+    async def build(**overrides: Any) -> Any:
+        overrides.setdefault("redis_url", redis_url)
+        settings = make_settings(tmp_path, worker_id, pg_url=pg_url, **overrides)
+        return await aiohttp_client(create_app(settings, database=database))
+
+    return build
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost", True),
+        ("localhost:8080", True),
+        ("LOCALHOST", True),
+        ("127.0.0.1:1234", True),
+        ("[::1]:8080", True),
+        ("api.example.com", True),
+        ("deep.api.example.com", True),
+        ("example.com", False),
+        ("evil.com", False),
+        ("localhost.evil.com", False),
+        ("", False),
+    ],
+)
+def test_host_patterns(host: str, allowed: bool) -> None:
+    assert host_allowed(host, ["localhost", "127.0.0.1", "::1", "*.example.com"]) is allowed
+
+
+async def test_untrusted_host_is_400_and_reaches_no_handler(client: Any) -> None:
+    response = await client.get("/api/v1/system/clock", headers={"Host": "evil.example"})
+    assert response.status == 400
+    assert (await response.json())["error"] == "bad_host"
+    assert "X-RateLimit-Limit" not in response.headers
+
+
+async def test_cors_allows_configured_origin_only(make_client: Any) -> None:
+    client = await make_client(cors_origins=["https://app.example.org"])
+    preflight = await client.options(
+        "/api/v1/system/clock",
+        headers={
+            "Origin": "https://app.example.org",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert preflight.status == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
+    simple = await client.get("/api/v1/system/clock", headers={"Origin": "https://app.example.org"})
+    assert simple.headers["Access-Control-Allow-Origin"] == "https://app.example.org"
+    assert "X-Request-ID" in simple.headers["Access-Control-Expose-Headers"]
+    denied = await client.options(
+        "/api/v1/system/clock",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert denied.status == 403
+    assert "Access-Control-Allow-Origin" not in denied.headers
+    other = await client.get("/api/v1/system/clock", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_no_cors_headers_without_configured_origins(client: Any) -> None:
+    response = await client.get("/api/v1/system/clock", headers={"Origin": "https://x.example"})
+    assert response.status == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_rate_limit_per_ip_gives_429_with_retry_after(make_client: Any) -> None:
+    client = await make_client(rate_limit="3/minute")
+    statuses = []
+    for _ in range(4):
+        response = await client.get("/api/v1/system/clock")
+        statuses.append(response.status)
+    assert statuses == [200, 200, 200, 429]
+    assert response.headers["X-RateLimit-Limit"] == "3"
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(response.headers["Retry-After"]) <= 20
+    assert (await response.json())["error"] == "rate_limited"
+    # health and readiness probes are never limited
+    assert (await client.get("/api/v1/health")).status == 200
+
+
+async def test_success_carries_rate_limit_headers(make_client: Any) -> None:
+    client = await make_client(rate_limit="10/minute")
+    first = await client.get("/api/v1/system/clock")
+    second = await client.get("/api/v1/system/clock")
+    assert first.headers["X-RateLimit-Remaining"] == "9"
+    assert second.headers["X-RateLimit-Remaining"] == "8"
+    assert int(second.headers["X-RateLimit-Reset"]) >= 1
+
+
+async def test_authenticated_users_have_their_own_buckets(make_client: Any) -> None:
+    client = await make_client(rate_limit="2/minute")
+    app = client.server.app
+    alice, bob = bearer(app, role="admin"), bearer(app, role="admin")
+    assert [(await client.get("/api/v1/system/clock", headers=alice)).status for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    # Bob shares Alice's IP (a classroom behind one NAT) but not her bucket.
+    assert (await client.get("/api/v1/system/clock", headers=bob)).status == 200
+    assert (await client.get("/api/v1/system/clock")).status == 200
+
+
+async def test_buckets_are_shared_by_instances_on_one_redis(make_client: Any) -> None:
+    first = await make_client(rate_limit="2/minute")
+    second = await make_client(rate_limit="2/minute")
+    assert (await first.get("/api/v1/system/clock")).status == 200
+    assert (await second.get("/api/v1/system/clock")).status == 200
+    assert (await first.get("/api/v1/system/clock")).status == 429
+
+
+async def test_embedded_default_limits_in_memory(make_client: Any) -> None:
+    client = await make_client(rate_limit="1/minute", redis_url=None)
+    assert (await client.get("/api/v1/system/clock")).status == 200
+    assert (await client.get("/api/v1/system/clock")).status == 429
+
+
+async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client: Any) -> None:
+    direct = await make_client(rate_limit="1/minute")
+    headers = {"X-Forwarded-For": "203.0.113.1"}
+    assert (await direct.get("/api/v1/system/clock", headers=headers)).status == 200
+    spoofed = {"X-Forwarded-For": "203.0.113.2"}
+    assert (await direct.get("/api/v1/system/clock", headers=spoofed)).status == 429
+
+    proxied = await make_client(rate_limit="1/minute", trusted_proxies=["127.0.0.1/32"])
+    assert (
+        await proxied.get("/api/v1/system/clock", headers={"X-Forwarded-For": "198.51.100.1"})
+    ).status == 200
+    assert (
+        await proxied.get("/api/v1/system/clock", headers={"X-Forwarded-For": "198.51.100.2"})
+    ).status == 200
+    assert (
+        await proxied.get("/api/v1/system/clock", headers={"X-Forwarded-For": "198.51.100.1"})
+    ).status == 429
+
+
+async def test_rate_limits_fail_open_when_redis_is_gone(make_client: Any, redis_url: str) -> None:
+    proxy = await TcpProxy("127.0.0.1", 6379).start()
+    try:
+        db = redis_url.rsplit("/", 1)[1]
+        client = await make_client(redis_url=f"redis://127.0.0.1:{proxy.port}/{db}")
+        assert "X-RateLimit-Limit" in (await client.get("/api/v1/system/clock")).headers
+        await proxy.cut()
+        response = await client.get("/api/v1/system/clock")
+        assert response.status == 200
+        assert "X-RateLimit-Limit" not in response.headers
+    finally:
+        await proxy.close()
+
+
+SECURITY_HEADERS = (
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Permissions-Policy",
+    "Content-Security-Policy",
+)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/health", "/api/v1/nope", "/static/docs/swagger-init.js", "/api/docs"]
+)
+async def test_security_headers_on_every_response(client: Any, path: str) -> None:
+    response = await client.get(path)
+    for name in SECURITY_HEADERS:
+        assert name in response.headers, name
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "Strict-Transport-Security" not in response.headers
+
+
+async def test_hsts_in_production(make_client: Any) -> None:
+    client = await make_client(
+        environment="production", secret_key=SECRET, trusted_hosts=["127.0.0.1"]
+    )
+    response = await client.get("/api/v1/health")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_request_id_is_accepted_or_generated(client: Any) -> None:
+    echoed = await client.get("/api/v1/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["X-Request-ID"] == "abc-123"
+    generated = await client.get("/api/v1/health")
+    assert len(generated.headers["X-Request-ID"]) == 32
+    hostile = await client.get("/api/v1/health", headers={"X-Request-ID": "a b forged log line"})
+    assert hostile.headers["X-Request-ID"] != "a b forged log line"
+    assert len(hostile.headers["X-Request-ID"]) == 32
+
+
+async def test_access_log_has_route_template_and_no_secrets(
+    client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lms_live.http")
+    await client.get(
+        "/api/v1/system/clock?token=topsecret",
+        headers={"Authorization": "Bearer leaked-token", "X-Request-ID": "log-check"},
+    )
+    records = [r for r in caplog.records if r.name == "lms_live.http"]
+    assert len(records) == 1
+    record = records[0]
+    assert record.route == "/api/v1/system/clock"  # type: ignore[attr-defined]
+    assert record.status == 200  # type: ignore[attr-defined]
+    assert record.method == "GET"  # type: ignore[attr-defined]
+    assert record.duration_ms >= 0  # type: ignore[attr-defined]
+    text = json.dumps(record.__dict__, default=str)
+    assert "topsecret" not in text
+    assert "leaked-token" not in text
+
+
+async def test_production_logs_are_json_lines(
+    make_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = await make_client(
+        environment="production", secret_key=SECRET, trusted_hosts=["127.0.0.1"]
+    )
+    configure_logging(client.server.app[keys.SETTINGS])
+    await client.get("/api/v1/health", headers={"X-Request-ID": "json-line"})
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    access = [line for line in lines if line.get("route") == "/api/v1/health"]
+    assert access, lines
+    assert access[0]["request_id"] == "json-line"
+    assert access[0]["status"] == 200
+    assert access[0]["level"] == "INFO"
+
+
+async def test_envelope_wraps_successes_not_errors(make_client: Any) -> None:
+    client = await make_client(response_envelope=True)
+    ok = await client.get("/api/v1/health")
+    assert await ok.json() == {"data": {"status": "ok"}}
+    missing = await client.get("/api/v1/missing")
+    assert (await missing.json())["error"] == "not_found"
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    schema = spec["paths"]["/api/v1/health"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    assert schema["properties"]["data"]["$ref"].endswith("/HealthOut")
+
+
+async def test_many_concurrent_requests_are_all_answered(client: Any) -> None:
+    responses = await asyncio.gather(*(client.get("/api/v1/system/clock") for _ in range(50)))
+    assert [r.status for r in responses] == [200] * 50
+
+
+def test_every_middleware_is_installed_in_order(settings: Any) -> None:
+    app = create_app(settings)
+    names = [getattr(m, "__name__", "") for m in app.middlewares]
+    assert names == ["request_context", "errors", "trusted_hosts", "authenticate", "rate_limit"]
+    assert isinstance(app, web.Application)

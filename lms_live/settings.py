@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 (refused in production)
 MIN_SECRET_LENGTH = 32
 
-_RATE = re.compile(r"^(\d+)/(second|minute|hour)$")
+_RATE = re.compile(r"^([1-9]\d*)/(second|minute|hour)$")
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
 
 CsvList = Annotated[list[str], NoDecode]
@@ -64,6 +64,7 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     redis_health_check_interval: int = Field(15, ge=1)
+    redis_pool_size: int = Field(50, ge=2)
     socketio_channel: str = "lms:socketio"
     task_queue: str = "lms:tasks"
 
@@ -81,7 +82,7 @@ class Settings(BaseSettings):
 
     rate_limit_enabled: bool = True
     rate_limit: str = "300/minute"
-    rate_limit_auth: str = "20/minute"
+    rate_limit_auth: str = "60/minute"
 
     response_envelope: bool = False
     metrics_token: SecretStr | None = None
@@ -120,7 +121,21 @@ class Settings(BaseSettings):
         parse_rate(value)
         return value
 
-    @field_validator("database_url", "redis_url", "storage_url", "smtp_host", mode="before")
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "storage_url",
+        "s3_endpoint_url",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "metrics_token",
+        "outbox_dir",
+        "worker_metrics_port",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

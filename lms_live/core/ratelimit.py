@@ -106,9 +106,14 @@ class MemoryRateLimiter:
         return _decide(allowed, tokens, capacity, rate)
 
     def _evict_full(self, now: float) -> None:
-        """Drop buckets that have refilled completely (they carry no state)."""
-        full = [k for k, (tok, ts, r, cap) in self._buckets.items() if tok + (now - ts) * r >= cap]
-        for key in full:
+        """Make room: drop refilled buckets, then the fullest; throttled ones go last."""
+        level = {
+            key: min(cap, tok + (now - ts) * r) / cap
+            for key, (tok, ts, r, cap) in self._buckets.items()
+        }
+        for key in [k for k, full in level.items() if full >= 1]:
             del self._buckets[key]
-        if len(self._buckets) >= self._max_keys:
-            self._buckets.clear()
+        excess = len(self._buckets) - int(self._max_keys * 0.9)
+        if excess > 0:
+            for key in sorted(self._buckets, key=lambda k: level[k], reverse=True)[:excess]:
+                del self._buckets[key]

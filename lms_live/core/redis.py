@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from lms_live.settings import Settings
 
@@ -24,12 +24,17 @@ def make_redis(settings: Settings, *, url: str | None = None) -> Redis | None:
     target = url or settings.redis_url
     if not target:
         return None
-    return Redis.from_url(
+    # A blocking pool: a burst waits for a connection instead of failing (redis-py's default
+    # pool raises MaxConnectionsError, which would switch rate limiting off mid-flood).
+    pool = BlockingConnectionPool.from_url(
         target,
+        max_connections=settings.redis_pool_size,
+        timeout=5,
         health_check_interval=settings.redis_health_check_interval,
         socket_connect_timeout=5,
         retry_on_timeout=True,
     )
+    return Redis.from_pool(pool)
 
 
 class KeyValueStore(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +24,7 @@ _KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 def check_key(key: str) -> str:
     """Return the key if it is a safe relative name, else raise BadRequest."""
-    if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+    if not _KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
         raise BadRequest("Invalid storage key.")
     return key
 
@@ -56,16 +57,19 @@ class LocalStorage:
 
         def write() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.part")
-            partial.write_bytes(data)
-            partial.replace(path)
+            partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+            try:
+                partial.write_bytes(data)
+                partial.replace(path)
+            finally:
+                partial.unlink(missing_ok=True)
 
         await asyncio.to_thread(write)
 
     async def get(self, key: str) -> bytes:
         try:
             return await asyncio.to_thread(self._path(key).read_bytes)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound("No such file.") from exc
 
     async def exists(self, key: str) -> bool:

@@ -100,7 +100,8 @@ class Settings(BaseSettings):
     outbox_dir: Path | None = None
 
     worker_concurrency: int = Field(20, ge=1)
-    worker_shutdown_timeout: float = Field(8.0, gt=0)
+    worker_shutdown_timeout: float = Field(8.0, ge=2, le=60)
+    worker_redeliver_after: float = Field(300.0, ge=1)
     worker_metrics_port: int | None = None
 
     @field_validator("trusted_hosts", "trusted_proxies", "cors_origins", mode="before")

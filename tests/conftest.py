@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -188,3 +192,42 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name in {f.upper() for f in Settings.model_fields}:
             monkeypatch.delenv(name)
+
+
+class SmtpInbox:
+    """Messages received by a real local SMTP server (aiosmtpd)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._arrived = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._arrived.set)
+        return "250 Message accepted for delivery"
+
+    async def wait_for(self, count: int = 1, timeout: float = 10) -> list[EmailMessage]:
+        """Wait until `count` messages have arrived."""
+        self._loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            while len(self.messages) < count:
+                self._arrived.clear()
+                if len(self.messages) >= count:
+                    break
+                await self._arrived.wait()
+        return self.messages
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SmtpInbox, int]]:
+    """A local SMTP server (its own thread) and its port."""
+    inbox = SmtpInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

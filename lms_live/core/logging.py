@@ -63,5 +63,10 @@ def configure_logging(settings: Settings) -> None:
     handler._lms_live = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
-    for noisy in ("aiohttp.access", "engineio.server", "socketio.server"):
+    for noisy in (
+        "aiohttp.access",
+        "engineio.server",
+        "socketio.server",
+        "taskiq.redis_schedule_source",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -14,7 +14,7 @@ HEARTBEAT = "lms.system.heartbeat"
 HEARTBEAT_KEY = "lms:system:heartbeat"
 
 
-@task(HEARTBEAT, schedule=({"cron": "* * * * *"},))
+@task(HEARTBEAT, schedule=({"interval": 30},))
 async def heartbeat(ctx: Context = TaskiqDepends()) -> None:
     """Record that a scheduled task ran (read back by GET /api/v1/system/info)."""
     await resources(ctx).kv.set(HEARTBEAT_KEY, utcnow().isoformat(), ttl=600)

@@ -1,9 +1,9 @@
 """Taskiq wiring: broker choice, task registry, shared resources, metrics and retries.
 
-- With REDIS_URL: `RedisStreamBroker` (consumer group, acknowledged after the task ran, so a
-  task whose worker dies is redelivered); retries are scheduled through a Redis schedule
-  source that `lms-live scheduler` serves. Without it: `InMemoryBroker` running tasks in the
-  web process, retries delayed in-process.
+- With REDIS_URL: `LmsStreamBroker` (a Redis stream and consumer group; acknowledged after the
+  task ran, so a task whose worker dies is redelivered after WORKER_REDELIVER_AFTER); retries
+  are scheduled through a Redis schedule source that `lms-live scheduler` serves. Without
+  it: `InMemoryBroker` running tasks in the web process, retries delayed in-process.
 - Tasks are plain async functions registered by name with `@task("lms.<area>.<verb>")`; the
   web app and the worker register the same ones. `TaskResources` (built by the same factories
   as the web app's) reach a task through `resources(context)`.
@@ -31,7 +31,7 @@ from taskiq import (
     TaskiqState,
 )
 from taskiq.kicker import AsyncKicker
-from taskiq_redis import ListRedisScheduleSource, RedisStreamBroker
+from taskiq_redis import ListRedisScheduleSource
 
 from lms_live.core.db import Database
 from lms_live.core.mail import EmailTemplates, Mailer
@@ -40,13 +40,12 @@ from lms_live.core.realtime import Emitter
 from lms_live.core.redis import KeyValueStore
 from lms_live.core.storage import Storage
 from lms_live.settings import Settings
+from lms_live.worker.stream import LmsStreamBroker
 
 log = logging.getLogger("lms_live.worker")
 
 TASK_MODULES = ("lms_live.emails.tasks", "lms_live.system.tasks")
 CONSUMER_GROUP = "lms-workers"
-# A task unacknowledged this long (its worker died) is claimed by another worker.
-REDELIVER_AFTER_MS = 60_000
 
 TaskFunction = Callable[..., Awaitable[Any]]
 
@@ -102,19 +101,39 @@ def resources(context: Context) -> TaskResources:
 
 
 class TaskMetrics(TaskiqMiddleware):
-    """Counts and times every task run into the process's Metrics."""
+    """Counts and times every task run into the process's Metrics; logs failures."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._attempts: dict[str, int] = {}
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        self._attempts[message.task_id] = int(message.labels.get("_retries", 0)) + 1
+        return message
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         state_resources: TaskResources | None = getattr(self.broker.state, "resources", None)
         if state_resources is None:
             return
+        self._attempts.pop(message.task_id, None)
         outcome = "error" if result.is_err else "ok"
         state_resources.metrics.tasks.labels(message.task_name, outcome).inc()
         state_resources.metrics.task_latency.labels(message.task_name).observe(
             result.execution_time
         )
-        if result.is_err:
-            log.warning("task %s failed: %r", message.task_name, result.error)
+
+    def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        attempt = self._attempts.get(message.task_id, 1)
+        log.warning(
+            "task %s (%s) failed on attempt %d: %s: %s",
+            message.task_name,
+            message.task_id,
+            attempt,
+            type(exception).__name__,
+            exception,
+        )
 
 
 class BackoffRetry(SmartRetryMiddleware):
@@ -153,12 +172,16 @@ def make_broker(settings: Settings) -> AsyncBroker:
     """The broker for these settings, with every task registered. Connects at startup."""
     broker: AsyncBroker
     if settings.redis_url:
-        broker = RedisStreamBroker(
+        redeliver_ms = int(settings.worker_redeliver_after * 1000)
+        broker = LmsStreamBroker(
             settings.redis_url,
             queue_name=settings.task_queue,
             consumer_group_name=CONSUMER_GROUP,
-            idle_timeout=REDELIVER_AFTER_MS,
-            xread_block=1000,
+            consumer_id="0",  # a group created late still sees tasks queued before it
+            idle_timeout=redeliver_ms,
+            reclaim_interval=min(30.0, settings.worker_redeliver_after / 2),
+            xread_block=1000,  # below redis-py's 5 s socket timeout; bounds the stop delay
+            xread_count=1,  # read one at a time: nothing extra is held while stopping
             health_check_interval=settings.redis_health_check_interval,
         )
     else:

@@ -10,15 +10,16 @@ exactly one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from prometheus_client import start_http_server
-from taskiq import AsyncBroker, ScheduleSource, TaskiqScheduler
-from taskiq.api import run_receiver_task
+from taskiq import ScheduleSource, TaskiqScheduler
 from taskiq.cli.scheduler.run import SchedulerLoop
+from taskiq.receiver import Receiver
 from taskiq.schedule_sources import LabelScheduleSource
 
 from lms_live.core.db import Database, make_engine
@@ -33,7 +34,9 @@ from lms_live.worker.broker import (
     bind_resources,
     make_broker,
     make_schedule_source,
+    task_specs,
 )
+from lms_live.worker.stream import LmsStreamBroker
 
 log = logging.getLogger("lms_live.worker")
 
@@ -83,49 +86,73 @@ def _require_redis(settings: Settings) -> None:
         )
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Consume tasks until `stop` is set (SIGTERM/SIGINT by default), then drain and exit."""
+def _running_tasks() -> list[asyncio.Task[object]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and task.get_coro().__qualname__ == "Receiver.callback"  # type: ignore[union-attr]
+    ]
+
+
+def _leave_now(reason: str) -> None:
+    """Exit without cancelling running tasks: their messages stay unacknowledged and are
+    redelivered to another worker (cancelling a taskiq task would acknowledge it)."""
+    log.warning("worker exiting now (%s); unfinished tasks will be redelivered", reason)
+    logging.shutdown()
+    os._exit(1)
+
+
+async def run_worker(settings: Settings) -> None:
+    """Consume tasks until SIGTERM/SIGINT; then stop reading, let running tasks finish for up to
+    WORKER_SHUTDOWN_TIMEOUT - 1.5 s, and exit (within WORKER_SHUTDOWN_TIMEOUT in any case)."""
     _require_redis(settings)
-    stop = stop or _stop_event()
     broker = make_broker(settings)
+    if not isinstance(broker, LmsStreamBroker):
+        raise NeedsRedis("the worker needs the Redis stream broker")
     bind_resources(broker, lambda: build_resources(settings), close_resources)
     broker.is_worker_process = True
+    loop = asyncio.get_running_loop()
+    deadline = settings.worker_shutdown_timeout
+
+    def stop(signum: int) -> None:
+        if broker.stopping:
+            _leave_now(f"second signal {signal.Signals(signum).name}")
+        log.info(
+            "worker stopping on %s: no new tasks, finishing running ones",
+            signal.Signals(signum).name,
+        )
+        broker.request_stop()
+        loop.call_later(deadline, _leave_now, f"{deadline:.0f}s shutdown deadline")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+
     await broker.startup()
     res: TaskResources = broker.state.resources
     res.metrics.watch_gc()
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, registry=res.metrics.registry)
-    receiver = asyncio.create_task(
-        run_receiver_task(
+    log.info(
+        "worker started (concurrency %d, consumer %s)",
+        settings.worker_concurrency,
+        broker.consumer_name,
+    )
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        receiver = Receiver(
             broker,
+            executor=pool,
             max_async_tasks=settings.worker_concurrency,
             run_startup=False,
-            propagate_exceptions=True,
+            wait_tasks_timeout=max(0.5, deadline - 1.5),
         )
-    )
-    log.info("worker started (concurrency %d)", settings.worker_concurrency)
-    await _until(stop, receiver)
-    log.info(
-        "worker stopping: finishing running tasks (at most %.0fs)", settings.worker_shutdown_timeout
-    )
-    await _drain(broker, receiver, settings.worker_shutdown_timeout)
+        # Never set: a finish event would cancel the read, which Python 3.11 can swallow.
+        await receiver.listen(asyncio.Event())
+    if _running_tasks():
+        _leave_now("running tasks did not finish in time")
+    if await broker.pending_count() == 0:
+        await broker.forget_consumer()
+    await broker.shutdown()
     log.info("worker stopped")
-
-
-async def _until(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
-    waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if task.done() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
-
-
-async def _drain(broker: AsyncBroker, receiver: asyncio.Task[None], grace: float) -> None:
-    receiver.cancel()
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        await asyncio.wait_for(receiver, grace)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(broker.shutdown(), 2)
 
 
 async def run_scheduler(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -144,17 +171,21 @@ async def run_scheduler(settings: Settings, *, stop: asyncio.Event | None = None
     await scheduler.startup()
     loop = asyncio.create_task(
         SchedulerLoop(scheduler).run(
-            update_interval=timedelta(seconds=30), loop_interval=timedelta(seconds=1)
+            update_interval=timedelta(seconds=5), loop_interval=timedelta(seconds=1)
         )
     )
-    log.info(
-        "scheduler started with %d periodic tasks",
-        len(await LabelScheduleSource(broker).get_schedules()),
-    )
-    await _until(stop, loop)
+    periodic = sum(len(spec.schedule) for spec in task_specs().values())
+    log.info("scheduler started with %d periodic tasks", periodic)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, loop}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if loop.done():
+        loop.result()  # the scheduler loop died: raise its error
     loop.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await loop
+    # A cancel can be lost inside redis-py on Python 3.11 (see worker.stream): bounded wait.
+    await asyncio.wait({loop}, timeout=3)
+    if not loop.done():
+        _leave_now("scheduler loop did not stop")
     await scheduler.shutdown()
     for source in sources:
         await source.shutdown()

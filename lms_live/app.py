@@ -10,12 +10,11 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from importlib.metadata import version
 
 import aiohttp_cors
 from aiohttp import web
 
-from lms_live import keys
+from lms_live import __version__, keys
 from lms_live.core.db import Database, make_engine
 from lms_live.core.http import RouteTable
 from lms_live.core.mail import EmailTemplates, make_mailer
@@ -139,7 +138,7 @@ async def openapi_document(request: web.Request) -> web.Response:
         document = build_openapi(
             routes,
             title="lms_live API",
-            version=version("lms-live"),
+            version=__version__,
             envelope=request.app[keys.SETTINGS].response_envelope,
         )
         cache["body"] = json.dumps(document).encode()

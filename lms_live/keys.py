@@ -40,3 +40,4 @@ STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")

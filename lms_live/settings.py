@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,6 +35,7 @@ def _split_csv(value: object) -> object:
     return value
 
 
+@lru_cache(maxsize=32)
 def parse_rate(value: str) -> tuple[int, float]:
     """Parse "120/minute" into (requests, period in seconds)."""
     match = _RATE.match(value.strip())

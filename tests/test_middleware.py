@@ -254,6 +254,8 @@ async def test_production_logs_are_json_lines(
     )
     configure_logging(client.server.app[keys.SETTINGS])
     await client.get("/api/v1/health", headers={"X-Request-ID": "json-line"})
+    for handler in logging.getLogger().handlers:
+        handler.flush()  # access lines are written in batches
     lines = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
     ]

@@ -77,6 +77,20 @@ class Metrics:
             registry=self.registry,
         )
         self._gc_started = 0.0
+        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request (label children cached: this runs on every request)."""
+        key = (method, route, str(status))
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, key[2]),
+                self.http_latency.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

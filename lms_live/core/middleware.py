@@ -19,8 +19,8 @@ import asyncio
 import ipaddress
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
@@ -78,6 +78,13 @@ def _is_trusted_proxy(address: str, proxies: tuple[str, ...]) -> bool:
 
 def client_ip(request: web.Request) -> str:
     """The caller's address; X-Forwarded-For is believed only from TRUSTED_PROXIES."""
+    known = request.get(keys.CLIENT_IP)
+    if known is None:
+        known = request[keys.CLIENT_IP] = _client_ip(request)
+    return known
+
+
+def _client_ip(request: web.Request) -> str:
     remote = request.remote or "unknown"
     proxies = tuple(request.app[keys.SETTINGS].trusted_proxies)
     if not proxies or not _is_trusted_proxy(remote, proxies):
@@ -93,7 +100,7 @@ def client_ip(request: web.Request) -> str:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, access log and HTTP metrics for every request."""
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
     request[keys.REQUEST_ID] = request_id
     token = request_id_var.set(request_id)
     metrics = request.app[keys.METRICS]
@@ -113,8 +120,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         elapsed = time.perf_counter() - started
         route = route_label(request)
         metrics.http_in_flight.dec()
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
-        metrics.http_latency.labels(request.method, route).observe(elapsed)
+        metrics.observe_request(request.method, route, status, elapsed)
         level = logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO
         if log.isEnabledFor(level):
             log.log(

@@ -12,7 +12,9 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,13 +63,18 @@ class Principal:
 class TokenCodec:
     """Issues and verifies access tokens with rotating keys."""
 
-    def __init__(self, keys: dict[str, bytes], *, issuer: str, ttl: timedelta) -> None:
+    def __init__(
+        self, keys: dict[str, bytes], *, issuer: str, ttl: timedelta, cache_size: int = 8192
+    ) -> None:
         if not keys:
             raise ValueError("at least one signing key is required")
         self.keys = keys
         self.signing_kid = next(iter(keys))
         self.issuer = issuer
         self.ttl = ttl
+        # Verified tokens (a client sends the same one for 15 minutes): skip re-verifying.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenCodec:
@@ -95,6 +102,18 @@ class TokenCodec:
 
     def decode(self, token: str) -> Principal:
         """Verify signature, algorithm, expiry, issuer, audience and type; raise InvalidToken."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[1] > time.time():
+                return cached[0]
+            del self._verified[token]
+        principal = self._verify(token)
+        self._verified[token] = (principal, principal.expires_at.timestamp())
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
             key = self.keys.get(str(header.get("kid")))

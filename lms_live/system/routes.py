@@ -6,15 +6,14 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from importlib.metadata import version
 
 from aiohttp import web
 from redis.asyncio import Redis
 from taskiq_redis.redis_broker import BaseRedisBroker
 
-from lms_live import keys
+from lms_live import __version__, keys
 from lms_live.core.db import utcnow
-from lms_live.core.http import RouteTable, json_response
+from lms_live.core.http import RouteTable, json_response, require_principal
 from lms_live.emails.tasks import SEND_EMAIL
 from lms_live.system.schemas import (
     CheckState,
@@ -24,6 +23,7 @@ from lms_live.system.schemas import (
     QueuedOut,
     ReadyOut,
     TestEmailIn,
+    WhoAmIOut,
 )
 from lms_live.system.tasks import HEARTBEAT_KEY
 from lms_live.worker.broker import enqueue
@@ -105,7 +105,7 @@ async def info(request: web.Request) -> InfoOut:
     beat = await app[keys.KV].get(HEARTBEAT_KEY)
     started = app[keys.STARTED_AT]
     return InfoOut(
-        version=version("lms-live"),
+        version=__version__,
         environment=settings.environment,
         instance_id=app[keys.INSTANCE_ID],
         started_at=datetime.fromtimestamp(started, UTC),
@@ -113,6 +113,21 @@ async def info(request: web.Request) -> InfoOut:
         redis=settings.redis_url is not None,
         broker=type(app[keys.BROKER]).__name__,
         last_heartbeat_at=datetime.fromisoformat(beat.decode()) if beat else None,
+    )
+
+
+@routes.get(
+    "/api/v1/system/whoami",
+    summary="Who the access token says the caller is",
+    tags=["system"],
+    response=WhoAmIOut,
+    roles=[],
+)
+async def whoami(request: web.Request) -> WhoAmIOut:
+    """The caller as proven by the token alone (no database read); when it expires."""
+    principal = require_principal(request)
+    return WhoAmIOut(
+        user_id=principal.user_id, role=principal.role, token_expires_at=principal.expires_at
     )
 
 

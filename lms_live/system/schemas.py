@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, EmailStr, Field
 
@@ -35,6 +36,12 @@ class InfoOut(BaseModel):
     last_heartbeat_at: datetime | None = Field(
         description="When the scheduler's heartbeat task last ran on a worker."
     )
+
+
+class WhoAmIOut(BaseModel):
+    user_id: UUID
+    role: str
+    token_expires_at: datetime = Field(description="When the access token stops working.")
 
 
 class TestEmailIn(BaseModel):

@@ -1,0 +1,94 @@
+"""Log lines: batched writes that never lose a warning, JSON fields, UTC timestamps."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+
+from lms_live.core.logging import BufferedStreamHandler, JsonLineFormatter, TextFormatter
+
+
+def _logger(handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(f"test.{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    return logger
+
+
+def test_info_lines_are_batched_and_flushed_within_the_interval() -> None:
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream)
+    handler.setFormatter(TextFormatter("%(message)s"))
+    logger = _logger(handler)
+    try:
+        logger.info("first")
+        logger.info("second")
+        assert stream.getvalue() == ""
+        deadline = time.monotonic() + 3
+        while "second" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stream.getvalue() == "first\nsecond\n"
+    finally:
+        handler.close()
+
+
+def test_warnings_flush_everything_at_once_and_close_flushes() -> None:
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream)
+    handler.setFormatter(TextFormatter("%(levelname)s %(message)s"))
+    logger = _logger(handler)
+    logger.info("before")
+    logger.warning("trouble")
+    assert stream.getvalue() == "INFO before\nWARNING trouble\n"
+    logger.info("last words")
+    handler.close()
+    assert stream.getvalue().endswith("INFO last words\n")
+
+
+def test_json_lines_carry_extra_fields_and_utc_time() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "lms_live.http",
+            "levelno": 20,
+            "levelname": "INFO",
+            "msg": "GET %s",
+            "args": ("/x",),
+            "route": "/x",
+            "status": 200,
+            "request_id": "rid",
+            "created": 0.25,
+            "msecs": 250.0,
+        }
+    )
+    line = json.loads(JsonLineFormatter().format(record))
+    assert line["message"] == "GET /x"
+    assert line["level"] == "INFO"
+    assert line["logger"] == "lms_live.http"
+    assert line["request_id"] == "rid"
+    assert line["route"] == "/x"
+    assert line["status"] == 200
+    assert line["time"] == "1970-01-01T00:00:00.250Z"
+    assert "args" not in line
+    assert "msg" not in line
+
+
+def test_json_lines_include_the_traceback_of_errors() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record = logging.makeLogRecord(
+            {
+                "name": "x",
+                "levelno": 40,
+                "levelname": "ERROR",
+                "msg": "failed",
+                "exc_info": sys.exc_info(),
+            }
+        )
+    line = json.loads(JsonLineFormatter().format(record))
+    assert "ValueError: boom" in line["exception"]

@@ -47,7 +47,14 @@ def make_client_manager(settings: Settings, *, write_only: bool = False) -> sock
         settings.redis_url,
         channel=settings.socketio_channel,
         write_only=write_only,
-        redis_options={"health_check_interval": settings.redis_health_check_interval},
+        # No socket_timeout: the listener blocks on pub/sub for as long as it is idle (a read
+        # timeout would drop and resubscribe, losing what was published meanwhile); the
+        # health check detects dead connections instead.
+        redis_options={
+            "health_check_interval": settings.redis_health_check_interval,
+            "socket_timeout": None,
+            "socket_connect_timeout": 5,
+        },
     )
 
 

@@ -19,14 +19,7 @@ from lms_live.core.db import Database, make_engine
 from lms_live.core.http import RouteTable
 from lms_live.core.mail import EmailTemplates, make_mailer
 from lms_live.core.metrics import Metrics
-from lms_live.core.middleware import (
-    authenticate,
-    errors,
-    rate_limit,
-    request_context,
-    security_headers,
-    trusted_hosts,
-)
+from lms_live.core.middleware import errors, guard, request_context, security_headers
 from lms_live.core.openapi import build_openapi
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from lms_live.core.realtime import ServerEmitter, close_manager, make_sio
@@ -176,7 +169,7 @@ def create_app(
     """The lms_live web application for these settings (`database` overrides the engine)."""
     settings = settings or Settings()
     app = web.Application(
-        middlewares=[request_context, errors, trusted_hosts, authenticate, rate_limit],
+        middlewares=[request_context, errors, guard],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings

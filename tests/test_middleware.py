@@ -287,5 +287,5 @@ async def test_many_concurrent_requests_are_all_answered(client: Any) -> None:
 def test_every_middleware_is_installed_in_order(settings: Any) -> None:
     app = create_app(settings)
     names = [getattr(m, "__name__", "") for m in app.middlewares]
-    assert names == ["request_context", "errors", "trusted_hosts", "authenticate", "rate_limit"]
+    assert names == ["request_context", "errors", "guard"]
     assert isinstance(app, web.Application)

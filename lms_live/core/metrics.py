@@ -45,11 +45,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_flight = 0  # read at scrape time: no lock taken per request
         self.http_in_flight = Gauge(
             "lms_http_requests_in_flight",
             "HTTP requests being handled now.",
             registry=self.registry,
         )
+        self.http_in_flight.set_function(lambda: self.in_flight)
         self.sockets_connected = Gauge(
             "lms_sockets_connected",
             "Socket.IO clients connected to this instance, by namespace.",

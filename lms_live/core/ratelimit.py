@@ -1,4 +1,4 @@
-"""Token-bucket rate limiting: atomic in Redis (one Lua call, Redis's clock), or in memory.
+"""Token-bucket rate limiting: atomic in Redis (Lua, Redis's clock, batched calls), or in memory.
 
 A bucket holds `capacity` tokens and refills at `capacity / period` per second; each request
 takes one. Redis keys: `lms:rl:<bucket>:<identity>` (a hash of tokens and timestamp) with a
@@ -7,6 +7,7 @@ TTL of the time to refill, so idle buckets vanish.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -14,27 +15,34 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+# Takes one token from each of KEYS (ARGV holds capacity and rate per key, in order); keys
+# repeated in one call are taken in turn, exactly as separate calls would.
 _BUCKET_SCRIPT = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
+local out = {}
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tokens == nil or ts == nil then
+    tokens = capacity
+    ts = now
+  end
+  tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+  local allowed = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((capacity - tokens) / rate * 1000) + 1000)
+  out[2 * i - 1] = allowed
+  out[2 * i] = tostring(tokens)
 end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
-return {allowed, tostring(tokens)}
+return out
 """
 
 
@@ -74,15 +82,42 @@ class RateLimiter(Protocol):
 
 
 class RedisRateLimiter:
-    """Buckets shared by every instance, updated atomically by a Lua script."""
+    """Buckets shared by every instance, updated atomically by a Lua script.
+
+    Natural batching: a hit is sent at once when no call is in flight; hits arriving while one
+    is in flight go together in the next call. Idle, that costs no delay; under load, one
+    round trip serves many requests (one round trip per request cost ~370 us of CPU each).
+    """
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_BUCKET_SCRIPT)
+        self._waiting: list[tuple[str, int, float, asyncio.Future[Decision]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def hit(self, key: str, *, capacity: int, period: float) -> Decision:
-        rate = capacity / period
-        allowed, tokens = await self._script(keys=[f"lms:rl:{key}"], args=[capacity, rate])
-        return _decide(bool(allowed), float(tokens), capacity, rate)
+        decision: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._waiting.append((f"lms:rl:{key}", capacity, capacity / period, decision))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await decision
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            args: list[float] = []
+            for _, capacity, rate, _ in batch:
+                args += (capacity, rate)
+            try:
+                result = await self._script(keys=[item[0] for item in batch], args=args)
+            except Exception as exc:  # every waiter gets the failure (the caller decides)
+                for *_, decision in batch:
+                    if not decision.done():
+                        decision.set_exception(exc)
+                continue
+            for index, (_, capacity, rate, decision) in enumerate(batch):
+                if not decision.done():
+                    allowed, tokens = result[2 * index], result[2 * index + 1]
+                    decision.set_result(_decide(bool(allowed), float(tokens), capacity, rate))
 
 
 class MemoryRateLimiter:

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -193,11 +193,7 @@ async def test_worker_delivers_acknowledges_and_stops_cleanly(
     await _send(client_broker, "two@x.test")
     await inbox.wait_for(2, timeout=20)
     assert sorted(_subjects(inbox.messages)) == ["one@x.test", "two@x.test"]
-    for _ in range(100):
-        if await _pending(redis, worker_settings) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await _pending(redis, worker_settings) == 0
+    assert await _until_nothing_pending(redis, worker_settings) == 0
     scraped = await asyncio.to_thread(_scrape, metrics_port)
     assert 'lms_tasks_total{outcome="ok",task="lms.emails.send"} 2.0' in scraped
     assert 'lms_task_duration_seconds_count{task="lms.emails.send"} 2.0' in scraped
@@ -210,19 +206,41 @@ async def test_worker_delivers_acknowledges_and_stops_cleanly(
     print(f"idle worker stopped {seconds:.2f}s after SIGTERM")
 
 
-async def test_sigterm_lets_the_running_task_finish(
+@pytest.fixture
+def busy_worker(
     spawn: Callable[..., Process],
     start_smtp: Callable[[SmtpInbox], SmtpInbox],
     client_broker: AsyncBroker,
-    redis: Redis,
-    worker_settings: Settings,
+) -> Callable[[float, str], Awaitable[tuple[SlowInbox, Process]]]:
+    """Start a worker and have it deliver one email to an SMTP server that takes `delay` s."""
+
+    async def start(delay: float, to: str) -> tuple[SlowInbox, Process]:
+        inbox = SlowInbox(delay=delay)
+        start_smtp(inbox)
+        worker = spawn("worker")
+        await worker.wait_for_line("worker started")
+        await _send(client_broker, to)
+        await asyncio.to_thread(inbox.started.wait, 20)
+        return inbox, worker
+
+    return start
+
+
+async def _until_nothing_pending(redis: Redis, settings: Settings) -> int:
+    for _ in range(200):
+        if await _pending(redis, settings) == 0:
+            break
+        await asyncio.sleep(0.05)
+    return await _pending(redis, settings)
+
+
+BusyWorker = Callable[[float, str], Awaitable[tuple[SlowInbox, Process]]]
+
+
+async def test_sigterm_lets_the_running_task_finish(
+    busy_worker: BusyWorker, redis: Redis, worker_settings: Settings
 ) -> None:
-    inbox = start_smtp(SlowInbox(delay=3))
-    assert isinstance(inbox, SlowInbox)
-    worker = spawn("worker")
-    await worker.wait_for_line("worker started")
-    await _send(client_broker, "slow@x.test")
-    await asyncio.to_thread(inbox.started.wait, 20)
+    inbox, worker = await busy_worker(3, "slow@x.test")
     code, seconds = await worker.stop()
     assert code == 0, "".join(worker.lines)
     assert seconds < 10
@@ -231,18 +249,12 @@ async def test_sigterm_lets_the_running_task_finish(
 
 
 async def test_a_task_of_a_killed_worker_is_redelivered(
+    busy_worker: BusyWorker,
     spawn: Callable[..., Process],
-    start_smtp: Callable[[SmtpInbox], SmtpInbox],
-    client_broker: AsyncBroker,
     redis: Redis,
     worker_settings: Settings,
 ) -> None:
-    inbox = start_smtp(SlowInbox(delay=2))
-    assert isinstance(inbox, SlowInbox)
-    first = spawn("worker")
-    await first.wait_for_line("worker started")
-    await _send(client_broker, "crash@x.test")
-    await asyncio.to_thread(inbox.started.wait, 20)
+    inbox, first = await busy_worker(2, "crash@x.test")
     await first.stop(signal.SIGKILL)
     assert await _pending(redis, worker_settings) == 1
 
@@ -251,28 +263,15 @@ async def test_a_task_of_a_killed_worker_is_redelivered(
     await inbox.wait_for(1, timeout=30)
     # At least once: the killed attempt may have reached the server too.
     assert set(_subjects(inbox.messages)) == {"crash@x.test"}
-    for _ in range(200):
-        if await _pending(redis, worker_settings) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await _pending(redis, worker_settings) == 0
+    assert await _until_nothing_pending(redis, worker_settings) == 0
     code, _ = await second.stop()
     assert code == 0
 
 
 async def test_sigterm_while_a_task_outlasts_the_deadline_leaves_it_for_redelivery(
-    spawn: Callable[..., Process],
-    start_smtp: Callable[[SmtpInbox], SmtpInbox],
-    client_broker: AsyncBroker,
-    redis: Redis,
-    worker_settings: Settings,
+    busy_worker: BusyWorker, redis: Redis, worker_settings: Settings
 ) -> None:
-    inbox = start_smtp(SlowInbox(delay=20))
-    assert isinstance(inbox, SlowInbox)
-    worker = spawn("worker")
-    await worker.wait_for_line("worker started")
-    await _send(client_broker, "long@x.test")
-    await asyncio.to_thread(inbox.started.wait, 20)
+    _, worker = await busy_worker(20, "long@x.test")
     code, seconds = await worker.stop()
     assert code == 1
     assert seconds < 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import sys
@@ -32,6 +33,17 @@ def load_settings() -> Settings:
         raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from exc
 
 
+def tune_gc() -> None:
+    """Once, after start-up: move everything alive now (modules, models, routes: ~140k
+    objects) out of the collector's reach and collect less often. A full collection over
+    that heap took ~120 ms here, a pause every client would see; request garbage is young
+    and still collected. Done once per process, never per app (repeated freezing would pin
+    garbage)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
+
+
 @click.group()
 def main() -> None:
     """lms_live: a real-time learning platform."""
@@ -58,6 +70,7 @@ def serve(host: str | None, port: int | None, migrate: bool | None) -> None:
     bind_host, bind_port = host or settings.host, port if port is not None else settings.port
 
     async def announce(_: web.Application) -> None:
+        tune_gc()
         log.info(
             "lms_live serving on http://%s:%d (%s, ready in %.2fs)",
             bind_host,

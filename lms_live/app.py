@@ -6,15 +6,23 @@ Resources (database, Redis, storage, task broker, Socket.IO manager) are opened 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import aiohttp_cors
 from aiohttp import web
 
 from lms_live import __version__, keys
+from lms_live.auth import routes as auth_routes
+from lms_live.auth.revocation import Revocations
+from lms_live.auth.service import AuthKit
+from lms_live.auth.sockets import AppSocketAuth
+from lms_live.auth.throttle import LoginThrottle
 from lms_live.core.db import Database, make_engine
 from lms_live.core.http import RouteTable
 from lms_live.core.mail import EmailTemplates, make_mailer
@@ -22,7 +30,7 @@ from lms_live.core.metrics import Metrics
 from lms_live.core.middleware import errors, guard, request_context, security_headers
 from lms_live.core.openapi import build_openapi
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from lms_live.core.realtime import ServerEmitter, close_manager, make_sio
+from lms_live.core.realtime import ServerEmitter, close_manager, listen_for_kicks, make_sio
 from lms_live.core.redis import (
     MemoryKeyValue,
     MemoryPubSub,
@@ -46,7 +54,7 @@ CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 def api_routes() -> RouteTable:
     """Every REST operation of the app."""
     table = RouteTable()
-    for module in (system_routes, docs):
+    for module in (system_routes, auth_routes, docs):
         table.extend(module.routes)
     return table
 
@@ -110,9 +118,25 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await broker.shutdown()
 
 
-async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    app[keys.REVOCATIONS] = Revocations(
+        app[keys.KV],
+        app[keys.DATABASE],
+        access_ttl=timedelta(minutes=settings.access_token_minutes),
+        fail_closed=settings.is_production,
+    )
+    app[keys.LOGIN_THROTTLE] = LoginThrottle(app[keys.KV], settings)
     yield
+
+
+async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
     sio = app[keys.SIO]
+    kicks = asyncio.create_task(listen_for_kicks(sio, app[keys.PUBSUB]))
+    yield
+    kicks.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await kicks
     await sio.shutdown()
     await close_manager(sio.manager)
 
@@ -175,6 +199,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.TOKENS] = TokenCodec.from_settings(settings)
+    app[keys.AUTH] = AuthKit.from_settings(settings, tokens=app[keys.TOKENS])
     app[keys.MAILER] = make_mailer(settings)
     app[keys.INSTANCE_ID] = uuid.uuid4().hex[:12]
     app[keys.STARTED_AT] = time.time()
@@ -187,10 +212,9 @@ def create_app(
     app.router.add_static("/static/", STATIC, name="static", append_version=False)
 
     sio = make_sio(settings)
+    socket_auth = AppSocketAuth(app)
     sio.register_namespace(
-        NotificationsNamespace(
-            NOTIFICATIONS, settings=settings, tokens=app[keys.TOKENS], metrics=app[keys.METRICS]
-        )
+        NotificationsNamespace(NOTIFICATIONS, auth=socket_auth, metrics=app[keys.METRICS])
     )
     sio.attach(app)
     app[keys.SIO] = sio
@@ -204,6 +228,7 @@ def create_app(
             _redis_ctx,
             _storage_ctx,
             _broker_ctx,
+            _auth_ctx,
             _socketio_ctx,
         ]
     )

@@ -11,7 +11,11 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from taskiq import AsyncBroker
 
+    from lms_live.auth.revocation import Revocations
+    from lms_live.auth.service import AuthKit
+    from lms_live.auth.throttle import LoginThrottle
     from lms_live.core.db import Database
+    from lms_live.core.errors import LmsError
     from lms_live.core.http import RouteTable
     from lms_live.core.mail import Mailer
     from lms_live.core.metrics import Metrics
@@ -34,6 +38,9 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
 ROUTES: web.AppKey[RouteTable] = web.AppKey("routes")
+AUTH: web.AppKey[AuthKit] = web.AppKey("auth")
+REVOCATIONS: web.AppKey[Revocations] = web.AppKey("revocations")
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi")
 INSTANCE_ID: web.AppKey[str] = web.AppKey("instance_id")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
@@ -41,3 +48,4 @@ STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
+AUTH_PROBLEM: web.RequestKey[LmsError] = web.RequestKey("auth_problem")

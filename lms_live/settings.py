@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     debug: bool = False
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    secret_key_previous: Annotated[list[SecretStr], NoDecode] = []
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     public_url: str = "http://localhost:8080"
     host: str = "127.0.0.1"
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(50, ge=2)
     socketio_channel: str = "lms:socketio"
     task_queue: str = "lms:tasks"
+    task_broker: Literal["auto", "redis", "memory"] = "auto"
 
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
@@ -101,12 +103,27 @@ class Settings(BaseSettings):
     mail_from: str = "lms_live <no-reply@localhost>"
     outbox_dir: Path | None = None
 
+    access_token_minutes: int = Field(15, ge=1, le=60)
+    refresh_token_days: int = Field(30, ge=1, le=365)
+    session_max_days: int = Field(90, ge=1, le=365)
+    refresh_reuse_grace_seconds: float = Field(10.0, ge=0, le=120)
+    login_max_failures: int = Field(5, ge=1)
+    login_failure_window_minutes: int = Field(15, ge=1)
+    email_verification_hours: int = Field(24, ge=1)
+    password_reset_minutes: int = Field(30, ge=5)
+    mfa_code_minutes: int = Field(5, ge=1, le=30)
+    mfa_max_attempts: int = Field(5, ge=1, le=20)
+    email_resend_cooldown_seconds: int = Field(60, ge=0)
+    session_cookie_name: str = "lms_session"
+
     worker_concurrency: int = Field(20, ge=1)
     worker_shutdown_timeout: float = Field(8.0, ge=2, le=60)
     worker_redeliver_after: float = Field(300.0, ge=1)
     worker_metrics_port: int | None = None
 
-    @field_validator("trusted_hosts", "trusted_proxies", "cors_origins", mode="before")
+    @field_validator(
+        "trusted_hosts", "trusted_proxies", "cors_origins", "secret_key_previous", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -144,6 +161,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.task_broker == "redis" and not self.redis_url:
+            raise ValueError("TASK_BROKER=redis needs REDIS_URL")
+        return self
+
+    @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
         if self.environment != "production":
             return self
@@ -159,6 +182,7 @@ class Settings(BaseSettings):
             raise UnsafeSettings("CORS_ORIGINS must list origins, not '*', in production")
         if not self.trusted_hosts or "*" in self.trusted_hosts:
             raise UnsafeSettings("TRUSTED_HOSTS must list the served host names in production")
+
         return self
 
     @property
@@ -179,6 +203,13 @@ class Settings(BaseSettings):
     @property
     def effective_storage_url(self) -> str:
         return self.storage_url or f"file://{(self.data_dir / 'files').resolve().as_posix()}"
+
+    @property
+    def uses_task_stream(self) -> bool:
+        """Tasks go through Redis to workers (else they run inside the web process)."""
+        if self.task_broker == "auto":
+            return self.redis_url is not None
+        return self.task_broker == "redis"
 
     @property
     def json_logs(self) -> bool:

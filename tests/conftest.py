@@ -245,3 +245,32 @@ def smtp() -> Iterator[tuple[SmtpInbox, int]]:
     controller.start()
     yield inbox, port
     controller.stop()
+
+
+@pytest.fixture
+async def api(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    worker_id: str,
+    pg_url: str,
+    redis_url: str,
+    redis: Redis,
+    database: Database | None,
+    smtp: tuple[SmtpInbox, int],
+) -> Any:
+    """The app on PostgreSQL and Redis, tasks run in-process, emails to a real SMTP server."""
+    from tests.authkit import Api
+
+    inbox, port = smtp
+    settings = make_settings(
+        tmp_path,
+        worker_id,
+        pg_url=pg_url,
+        redis_url=redis_url,
+        task_broker="memory",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        email_resend_cooldown_seconds=0,
+    )
+    client = await aiohttp_client(create_app(settings, database=database))
+    return Api(client, inbox)

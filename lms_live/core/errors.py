@@ -63,6 +63,11 @@ class InvalidToken(Unauthorized):
     message = "The access token is invalid or expired."
 
 
+class TokenRevoked(Unauthorized):
+    code = "token_revoked"
+    message = "This sign-in has ended (signed out, password changed or account disabled)."
+
+
 class PaymentRequired(LmsError):
     status = 402
     code = "payment_required"
@@ -126,3 +131,9 @@ class ServiceUnavailable(LmsError):
     status = 503
     code = "service_unavailable"
     message = "A service this request needs is unavailable; try again shortly."
+
+
+class KeepsChanges(LmsError):
+    """Base of errors whose transaction must still commit (a counted failed attempt, a
+    refresh-token family revoked on reuse): the unit of work commits, runs the effects, and
+    then raises the error."""

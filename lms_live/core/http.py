@@ -50,6 +50,7 @@ class RouteSpec:
     path_model: type[BaseModel] | None = None
     query_model: type[BaseModel] | None = None
     body_model: type[BaseModel] | None = None
+    form_model: type[BaseModel] | None = None
     response_model: type[BaseModel] | None = None
     status: int = 200
     roles: tuple[str, ...] | None = None
@@ -86,6 +87,9 @@ def require_principal(request: web.Request, roles: Iterable[str] = ()) -> Princi
     """The caller, or 401; 403 when `roles` is given and theirs is not among them."""
     principal = principal_of(request)
     if principal is None:
+        problem = request.get(keys.AUTH_PROBLEM)
+        if problem is not None:
+            raise problem
         raise InvalidToken() if "Authorization" in request.headers else Unauthorized()
     allowed = tuple(roles)
     if allowed and principal.role not in allowed:
@@ -109,6 +113,21 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson() from exc
+
+
+async def read_form(request: web.Request) -> dict[str, Any]:
+    """A form body (urlencoded or multipart) as a dict of its last values."""
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise UnsupportedMediaType(
+            "The request body must be a form (application/x-www-form-urlencoded)."
+        )
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge() from exc
+    except ValueError as exc:
+        raise MalformedJson("The form body could not be read.") from exc
+    return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
 def _parse(model: type[BaseModel], data: Any, location: str) -> BaseModel:
@@ -167,6 +186,8 @@ def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRespon
         if spec.body_model is not None:
             max_bytes = request.app[keys.SETTINGS].max_body_bytes
             kwargs["body"] = _parse(spec.body_model, await read_json(request, max_bytes), "body")
+        if spec.form_model is not None:
+            kwargs["form"] = _parse(spec.form_model, await read_form(request), "body")
         result = await spec.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):
             return result
@@ -209,6 +230,7 @@ class RouteTable:
         path_model: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         body: type[BaseModel] | None = None,
+        form: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
         roles: Iterable[str] | None = None,
@@ -233,6 +255,7 @@ class RouteTable:
                     path_model=path_model,
                     query_model=query,
                     body_model=body,
+                    form_model=form,
                     response_model=response,
                     status=status,
                     roles=tuple(roles) if roles is not None else None,

@@ -232,16 +232,23 @@ def check_host(request: web.Request) -> None:
         raise err.BadHost()
 
 
-def authenticate(request: web.Request) -> None:
-    """Attach the principal of a valid Bearer token; routes decide whether one is required."""
+async def authenticate(request: web.Request) -> None:
+    """Attach the principal of a valid, unrevoked Bearer token; routes decide whether one is
+    required (and then answer with the reason it is missing: AUTH_PROBLEM)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     principal = None
     if scheme.lower() == "bearer" and token:
         try:
             principal = request.app[keys.TOKENS].decode(token.strip())
+            if await request.app[keys.REVOCATIONS].is_revoked(principal):
+                principal = None
+                request[keys.AUTH_PROBLEM] = err.TokenRevoked()
         except err.InvalidToken:
             principal = None
+        except err.ServiceUnavailable as exc:  # revocations unreachable, production: closed
+            principal = None
+            request[keys.AUTH_PROBLEM] = exc
     request[keys.PRINCIPAL] = principal
 
 
@@ -255,7 +262,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     CORS (aiohttp-cors acts through its own routes and response hook), authentication,
     rate limit."""
     check_host(request)
-    authenticate(request)
+    await authenticate(request)
     return await rate_limit(request, handler)
 
 

@@ -29,9 +29,9 @@ class ErrorBody(BaseModel):
 
 def _error_statuses(spec: RouteSpec) -> list[int]:
     statuses = {400, 405, 500, *spec.errors}
-    if spec.path_model or spec.query_model or spec.body_model:
+    if spec.path_model or spec.query_model or spec.body_model or spec.form_model:
         statuses.add(422)
-    if spec.body_model:
+    if spec.body_model or spec.form_model:
         statuses |= {413, 415}
     if spec.path_model:
         statuses.add(404)
@@ -72,7 +72,7 @@ def build_openapi(
     operations = [s for s in specs if s.in_schema]
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
     for spec in operations:
-        for model in (spec.path_model, spec.query_model, spec.body_model):
+        for model in (spec.path_model, spec.query_model, spec.body_model, spec.form_model):
             if model is not None:
                 models.append((model, "validation"))
         if spec.response_model is not None:
@@ -100,6 +100,15 @@ def build_openapi(
             params += _parameters(refs[(spec.query_model, "validation")], "query", schemas)
         if params:
             operation["parameters"] = params
+        if spec.form_model:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": refs[(spec.form_model, "validation")]
+                    }
+                },
+            }
         if spec.body_model:
             operation["requestBody"] = {
                 "required": True,

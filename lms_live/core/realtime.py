@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,6 +26,7 @@ from lms_live.core.db import utcnow
 from lms_live.core.errors import Forbidden, LmsError, Unauthorized, ValidationFailed
 from lms_live.core.http import validation_details
 from lms_live.core.metrics import Metrics
+from lms_live.core.redis import PubSub
 from lms_live.core.security import Principal, TokenCodec
 from lms_live.settings import Settings
 
@@ -140,7 +143,8 @@ def acked(
     return wrapper
 
 
-def _bearer_from(auth: Any) -> str | None:
+def bearer_from(auth: Any) -> str | None:
+    """The access token of a Socket.IO `auth` payload ({"token": ...})."""
     if isinstance(auth, Mapping):
         token = auth.get("token")
         if isinstance(token, str) and token:
@@ -148,17 +152,37 @@ def _bearer_from(auth: Any) -> str | None:
     return None
 
 
-def authenticate_socket(
-    environ: Mapping[str, Any], auth: Any, *, settings: Settings, tokens: TokenCodec
-) -> Principal:
-    """Check the Origin and the access token of a connecting socket; raise with the reason."""
+def check_origin(environ: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse sockets opened from a page of another origin."""
     origin = environ.get("HTTP_ORIGIN")
     if origin and origin not in allowed_origins(settings):
         raise Forbidden("This origin may not open sockets here.")
-    token = _bearer_from(auth)
-    if token is None:
-        raise Unauthorized('Send an access token as auth={"token": ...} to connect.')
-    return tokens.decode(token)
+
+
+class SocketAuth(Protocol):
+    """Who is connecting (raises an LmsError with the reason to refuse)."""
+
+    async def connect(self, environ: Mapping[str, Any], auth: Any) -> Principal: ...
+
+    async def token(self, token: str) -> Principal: ...
+
+
+class TokenSocketAuth:
+    """Access token in `auth`, Origin checked (the auth domain adds revocation and cookies)."""
+
+    def __init__(self, settings: Settings, tokens: TokenCodec) -> None:
+        self.settings = settings
+        self.tokens = tokens
+
+    async def connect(self, environ: Mapping[str, Any], auth: Any) -> Principal:
+        check_origin(environ, self.settings)
+        token = bearer_from(auth)
+        if token is None:
+            raise Unauthorized('Send an access token as auth={"token": ...} to connect.')
+        return await self.token(token)
+
+    async def token(self, token: str) -> Principal:
+        return self.tokens.decode(token)
 
 
 def refusal(exc: LmsError) -> socketio.exceptions.ConnectionRefusedError:
@@ -167,27 +191,91 @@ def refusal(exc: LmsError) -> socketio.exceptions.ConnectionRefusedError:
     return socketio.exceptions.ConnectionRefusedError(exc.text, {"code": exc.code})
 
 
+KICK_CHANNEL = "lms:auth:kick"
+
+
+async def publish_kick(
+    pubsub: PubSub, *, user_id: str, reason: str, session_ids: list[str] | None = None
+) -> None:
+    """Ask every instance to drop this user's sockets (of these sessions only, if given)."""
+    message = {"user_id": user_id, "reason": reason, "session_ids": session_ids}
+    await pubsub.publish(KICK_CHANNEL, json.dumps(message))
+
+
+async def drop_sockets(
+    sio: socketio.AsyncServer, *, user_id: str, reason: str, session_ids: list[str] | None
+) -> int:
+    """Disconnect this instance's sockets of a user, telling each why (`session_ended`)."""
+    dropped = 0
+    for namespace in list(sio.namespace_handlers):
+        participants = list(sio.manager.get_participants(namespace, user_room(user_id)))
+        for sid, _ in participants:
+            if session_ids is not None:
+                data = await sio.get_session(sid, namespace=namespace)
+                if data.get("session_id") not in session_ids:
+                    continue
+            await sio.emit("session_ended", {"reason": reason}, to=sid, namespace=namespace)
+            await sio.disconnect(sid, namespace=namespace)
+            dropped += 1
+    return dropped
+
+
+async def listen_for_kicks(sio: socketio.AsyncServer, pubsub: PubSub) -> None:
+    """Run forever: apply kicks published by any instance to this instance's sockets.
+    Survives outages of the pub/sub (reconnecting with backoff); kicks published meanwhile
+    are lost, but the sessions' tokens are refused anyway and sockets drop at token expiry."""
+    backoff = 1.0
+    while True:
+        try:
+            async for raw in pubsub.subscribe(KICK_CHANNEL):
+                backoff = 1.0
+                await _apply_kick(sio, raw)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "kick channel unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+
+async def _apply_kick(sio: socketio.AsyncServer, raw: bytes) -> None:
+    try:
+        message = json.loads(raw)
+        await drop_sockets(
+            sio,
+            user_id=message["user_id"],
+            reason=message["reason"],
+            session_ids=message.get("session_ids"),
+        )
+    except Exception:
+        log.exception("could not apply a socket kick")
+
+
 class LmsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    """Base of every namespace: authenticates on connect, joins `user:<id>`, counts sockets.
+    """Base of every namespace: authenticates on connect, joins `user:<id>`, counts sockets,
+    drops the socket when its access token expires unless it re-authenticates first.
 
     Per-client data lives in the Socket.IO session (`get_session`), never on `self`.
-    Events common to all namespaces: `clock` -> ack `{"ok": true, "server_now": ISO,
-    "epoch_ms": int}`, for NTP-style clock offset estimates.
+    Events common to all namespaces:
+    - `clock` -> ack `{"ok": true, "server_now": ISO, "epoch_ms": int}` (clock offset);
+    - `reauthenticate` `{"token": <new access token>}` -> ack `{"ok": true, "expires_at"}`;
+      sent before the current token expires, it keeps the socket open;
+    - server -> client `token_expiring` `{"expires_at"}` a minute before, `session_ended`
+      `{"reason"}` just before the server disconnects the socket (expired, logout,
+      password change, deactivation).
     """
 
-    def __init__(
-        self, namespace: str, *, settings: Settings, tokens: TokenCodec, metrics: Metrics
-    ) -> None:
+    def __init__(self, namespace: str, *, auth: SocketAuth, metrics: Metrics) -> None:
         super().__init__(namespace)
-        self.settings = settings
-        self.tokens = tokens
+        self.auth = auth
         self.metrics = metrics
+        self._tasks: set[asyncio.Future[Any]] = set()  # timers' work in flight, not client state
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
-            principal = authenticate_socket(
-                environ, auth, settings=self.settings, tokens=self.tokens
-            )
+            principal = await self.auth.connect(environ, auth)
         except LmsError as exc:
             raise refusal(exc) from exc
         await self.save_session(
@@ -195,9 +283,10 @@ class LmsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             {
                 "user_id": str(principal.user_id),
                 "role": principal.role,
-                "expires_at": principal.expires_at.isoformat(),
+                "session_id": str(principal.session_id) if principal.session_id else None,
             },
         )
+        await self._watch_expiry(sid, principal)
         await self.enter_room(sid, user_room(str(principal.user_id)))
         self.metrics.sockets_connected.labels(self.namespace).inc()
         await self.joined(sid, principal)
@@ -207,6 +296,46 @@ class LmsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
         self.metrics.sockets_connected.labels(self.namespace).dec()
+        session = await self.get_session(sid)
+        for timer in session.get("timers", ()):
+            timer.cancel()
+
+    async def _watch_expiry(self, sid: str, principal: Principal) -> None:
+        session = await self.get_session(sid)
+        for timer in session.get("timers", ()):
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        left = (principal.expires_at - utcnow()).total_seconds()
+        notice = {"expires_at": principal.expires_at.isoformat()}
+        warn = loop.call_later(
+            max(0.0, left - 60), lambda: self._spawn(self.emit("token_expiring", notice, to=sid))
+        )
+        expire = loop.call_later(max(0.0, left), lambda: self._spawn(self._expired(sid)))
+        session["timers"] = (warn, expire)
+        session["expires_at"] = principal.expires_at.isoformat()
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expired(self, sid: str) -> None:
+        await self.emit("session_ended", {"reason": "token_expired"}, to=sid)
+        await self.disconnect(sid)
+
+    @acked
+    async def on_reauthenticate(self, sid: str, data: Any = None) -> dict[str, Any]:
+        token = bearer_from(data)
+        if token is None:
+            raise ValidationFailed('Send {"token": <access token>}.')
+        principal = await self.auth.token(token)
+        session = await self.get_session(sid)
+        if str(principal.user_id) != session["user_id"]:
+            raise Forbidden("That token belongs to someone else.")
+        session["role"] = principal.role
+        session["session_id"] = str(principal.session_id) if principal.session_id else None
+        await self._watch_expiry(sid, principal)
+        return ack_ok(expires_at=principal.expires_at.isoformat())
 
     @acked
     async def on_clock(self, sid: str, data: Any = None) -> dict[str, Any]:

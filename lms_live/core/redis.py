@@ -50,6 +50,10 @@ class KeyValueStore(Protocol):
 
     async def incr(self, key: str, *, ttl: float) -> int: ...
 
+    async def mget(self, keys: list[str]) -> list[bytes | None]: ...
+
+    async def ttl(self, key: str) -> float | None: ...
+
     async def ping(self) -> None: ...
 
 
@@ -90,6 +94,15 @@ class RedisKeyValue:
             pipe.pexpire(key, _ms(ttl), nx=True)
             count, _ = await pipe.execute()
         return int(count)
+
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        values = await self.redis.mget(keys)
+        return [v.encode() if isinstance(v, str) else v for v in values]
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds the key has left (None when absent or without expiry)."""
+        left = await self.redis.pttl(key)
+        return left / 1000 if left and left > 0 else None
 
     async def ping(self) -> None:
         await self.redis.ping()
@@ -140,6 +153,14 @@ class MemoryKeyValue:
         expires = self._data[key][1] if current is not None else time.monotonic() + ttl
         self._data[key] = (str(count).encode(), expires)
         return count
+
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        return [self._live(key) for key in keys]
+
+    async def ttl(self, key: str) -> float | None:
+        if self._live(key) is None:
+            return None
+        return self._data[key][1] - time.monotonic()
 
     async def ping(self) -> None:
         return None

@@ -13,10 +13,11 @@ import base64
 import hashlib
 import hmac
 import time
+import unicodedata
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bcrypt
@@ -33,7 +34,8 @@ _DUMMY_HASH = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(rounds=4))
 
 
 def _prehash(password: str) -> bytes:
-    digest = hmac.new(_PREHASH_KEY, password.encode("utf-8"), hashlib.sha256).digest()
+    normalised = unicodedata.normalize("NFKC", password)  # the same password however typed
+    digest = hmac.new(_PREHASH_KEY, normalised.encode("utf-8"), hashlib.sha256).digest()
     return base64.b64encode(digest)
 
 
@@ -50,6 +52,65 @@ async def verify_password(password: str, hashed: str | None) -> bool:
     return ok and hashed is not None
 
 
+def derive_key(secret: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from a SECRET_KEY (keys never share a use)."""
+    return hmac.new(secret.encode(), f"lms_live/{purpose}/v1".encode(), hashlib.sha256).digest()
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """SECRET_KEY first, then SECRET_KEY_PREVIOUS (still accepted while rotating)."""
+    return [settings.secret_key.get_secret_value()] + [
+        s.get_secret_value() for s in settings.secret_key_previous
+    ]
+
+
+def sha256_hex(value: str) -> str:
+    """Digest of a long random token (links, refresh tokens): enough against offline search."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class CodeHasher:
+    """HMAC-SHA256 of short codes (6 digits, recovery codes) under a server key, so a
+    database leak alone does not let anyone search them offline."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._keys = [derive_key(s, "codes") for s in secrets_of(settings)]
+
+    def digest(self, code: str) -> str:
+        return hmac.new(self._keys[0], code.encode(), hashlib.sha256).hexdigest()
+
+    def matches(self, code: str, stored: str | None) -> bool:
+        """Constant-time comparison against every current and previous key."""
+        if not stored:
+            return False
+        found = False
+        for key in self._keys:
+            candidate = hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+            found |= hmac.compare_digest(candidate, stored)
+        return found
+
+
+class SecretBox:
+    """Encrypts small secrets at rest (TOTP seeds) with keys derived from SECRET_KEY; values
+    encrypted under a previous key still decrypt while it is listed in SECRET_KEY_PREVIOUS."""
+
+    def __init__(self, settings: Settings) -> None:
+        from cryptography.fernet import Fernet, MultiFernet
+
+        self._box = MultiFernet(
+            [
+                Fernet(base64.urlsafe_b64encode(derive_key(s, "secret-box")))
+                for s in secrets_of(settings)
+            ]
+        )
+
+    def seal(self, value: str) -> str:
+        return self._box.encrypt(value.encode()).decode("ascii")
+
+    def open(self, token: str) -> str:
+        return self._box.decrypt(token.encode("ascii")).decode()
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling, as proven by a verified access token."""
@@ -58,6 +119,8 @@ class Principal:
     role: str
     jti: str
     expires_at: datetime
+    session_id: uuid.UUID | None = None
+    issued_at: datetime | None = None
 
 
 class TokenCodec:
@@ -78,13 +141,24 @@ class TokenCodec:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenCodec:
-        secret = settings.secret_key.get_secret_value().encode()
-        key = hmac.new(secret, b"lms_live/jwt/v1", hashlib.sha256).digest()
-        kid = hashlib.sha256(key).hexdigest()[:8]
-        return cls({kid: key}, issuer=settings.public_url, ttl=timedelta(minutes=15))
+        """Signing key from SECRET_KEY; SECRET_KEY_PREVIOUS keys still verify (rotation)."""
+        keys: dict[str, bytes] = {}
+        for secret in secrets_of(settings):
+            key = derive_key(secret, "jwt")
+            keys[hashlib.sha256(key).hexdigest()[:8]] = key
+        return cls(
+            keys, issuer=settings.public_url, ttl=timedelta(minutes=settings.access_token_minutes)
+        )
 
-    def issue(self, *, user_id: uuid.UUID, role: str, now: datetime | None = None) -> str:
-        """A signed access token for this user."""
+    def issue(
+        self,
+        *,
+        user_id: uuid.UUID,
+        role: str,
+        session_id: uuid.UUID | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """A signed access token for this user (and sign-in session)."""
         issued = now or utcnow()
         claims: dict[str, Any] = {
             "sub": str(user_id),
@@ -96,6 +170,8 @@ class TokenCodec:
             "aud": AUDIENCE,
             "typ": "access",
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return jwt.encode(
             claims, self.keys[self.signing_kid], ALGORITHM, headers={"kid": self.signing_kid}
         )
@@ -129,11 +205,14 @@ class TokenCodec:
             )
             if claims["typ"] != "access":
                 raise InvalidToken()
+            sid = claims.get("sid")
             return Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 role=str(claims["role"]),
                 jti=str(claims["jti"]),
-                expires_at=datetime.fromtimestamp(claims["exp"], tz=utcnow().tzinfo),
+                expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+                session_id=uuid.UUID(sid) if sid else None,
+                issued_at=datetime.fromtimestamp(claims["iat"], tz=UTC),
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc

@@ -163,7 +163,7 @@ class BackoffRetry(SmartRetryMiddleware):
 
 def make_schedule_source(settings: Settings) -> ScheduleSource | None:
     """Where delayed runs (retries) wait: Redis, or nowhere (in-process delay)."""
-    if not settings.redis_url:
+    if not (settings.uses_task_stream and settings.redis_url):
         return None
     return ListRedisScheduleSource(settings.redis_url, prefix="lms:schedule")
 
@@ -171,7 +171,7 @@ def make_schedule_source(settings: Settings) -> ScheduleSource | None:
 def make_broker(settings: Settings) -> AsyncBroker:
     """The broker for these settings, with every task registered. Connects at startup."""
     broker: AsyncBroker
-    if settings.redis_url:
+    if settings.uses_task_stream and settings.redis_url:
         redeliver_ms = int(settings.worker_redeliver_after * 1000)
         broker = LmsStreamBroker(
             settings.redis_url,

@@ -132,11 +132,12 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
     sio = app[keys.SIO]
-    kicks = asyncio.create_task(listen_for_kicks(sio, app[keys.PUBSUB]))
+    stop = asyncio.Event()
+    kicks = asyncio.create_task(listen_for_kicks(sio, app[keys.PUBSUB], stop))
     yield
-    kicks.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await kicks
+    stop.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(kicks), 5)
     await sio.shutdown()
     await close_manager(sio.manager)
 

@@ -231,3 +231,43 @@ async def test_change_password_keeps_this_session_only(api: Api) -> None:
     assert (await api.client.get("/api/v1/users/me", headers=auth)).status == 200
     stale = {"Authorization": f"Bearer {other['access_token']}"}
     assert (await api.client.get("/api/v1/users/me", headers=stale)).status == 401
+
+
+async def test_production_fails_closed_when_redis_is_gone(
+    aiohttp_client: Any,
+    tmp_path: Any,
+    worker_id: str,
+    pg_url: str,
+    redis_url: str,
+    redis: Any,
+    database: Any,
+) -> None:
+    from lms_live.app import create_app
+    from tests.conftest import make_settings
+    from tests.netproxy import TcpProxy
+
+    proxy = await TcpProxy("127.0.0.1", 6379).start()
+    try:
+        db = redis_url.rsplit("/", 1)[1]
+        settings = make_settings(
+            tmp_path,
+            worker_id,
+            pg_url=pg_url,
+            redis_url=f"redis://127.0.0.1:{proxy.port}/{db}",
+            environment="production",
+            secret_key="p" * 40,
+            trusted_hosts=["127.0.0.1"],
+            task_broker="memory",
+        )
+        app = create_app(settings, database=database)
+        client = await aiohttp_client(app)
+        token = app[keys.TOKENS].issue(user_id=uuid.uuid4(), role="student")
+        auth = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/api/v1/system/whoami", headers=auth)).status == 200
+        await proxy.cut()
+        closed = await client.get("/api/v1/system/whoami", headers=auth)
+        assert closed.status == 503
+        assert (await closed.json())["error"] == "service_unavailable"
+        assert (await client.get("/api/v1/health")).status == 200
+    finally:
+        await proxy.close()

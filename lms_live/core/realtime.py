@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -220,14 +221,14 @@ async def drop_sockets(
     return dropped
 
 
-async def listen_for_kicks(sio: socketio.AsyncServer, pubsub: PubSub) -> None:
+async def listen_for_kicks(sio: socketio.AsyncServer, pubsub: PubSub, stop: asyncio.Event) -> None:
     """Run forever: apply kicks published by any instance to this instance's sockets.
     Survives outages of the pub/sub (reconnecting with backoff); kicks published meanwhile
     are lost, but the sessions' tokens are refused anyway and sockets drop at token expiry."""
     backoff = 1.0
-    while True:
+    while not stop.is_set():
         try:
-            async for raw in pubsub.subscribe(KICK_CHANNEL):
+            async for raw in pubsub.subscribe(KICK_CHANNEL, stop=stop):
                 backoff = 1.0
                 await _apply_kick(sio, raw)
         except asyncio.CancelledError:
@@ -236,7 +237,8 @@ async def listen_for_kicks(sio: socketio.AsyncServer, pubsub: PubSub) -> None:
             log.warning(
                 "kick channel unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff
             )
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 30.0)
 
 

@@ -62,7 +62,9 @@ class PubSub(Protocol):
 
     async def publish(self, channel: str, message: bytes | str) -> None: ...
 
-    def subscribe(self, channel: str) -> AsyncIterator[bytes]: ...
+    def subscribe(
+        self, channel: str, *, stop: asyncio.Event | None = None
+    ) -> AsyncIterator[bytes]: ...
 
 
 def _ms(ttl: float) -> int:
@@ -175,11 +177,16 @@ class RedisPubSub:
     async def publish(self, channel: str, message: bytes | str) -> None:
         await self.redis.publish(channel, message)
 
-    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+    async def subscribe(
+        self, channel: str, *, stop: asyncio.Event | None = None
+    ) -> AsyncIterator[bytes]:
+        """Messages of `channel` until `stop` is set (polled each second: a blocked read is
+        never cancelled, which Python 3.11's asyncio.wait_for in redis-py can swallow)."""
         async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(channel)
-            async for message in pubsub.listen():
-                if message["type"] == "message":
+            while stop is None or not stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message["type"] == "message":
                     yield message["data"]
 
 
@@ -194,11 +201,16 @@ class MemoryPubSub:
         for queue in self._queues.get(channel, ()):
             queue.put_nowait(data)
 
-    async def subscribe(self, channel: str) -> AsyncIterator[bytes]:
+    async def subscribe(
+        self, channel: str, *, stop: asyncio.Event | None = None
+    ) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._queues[channel].add(queue)
         try:
-            while True:
-                yield await queue.get()
+            while stop is None or not stop.is_set():
+                try:
+                    yield await asyncio.wait_for(queue.get(), 1.0)
+                except TimeoutError:
+                    continue
         finally:
             self._queues[channel].discard(queue)

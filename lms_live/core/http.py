@@ -19,8 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lms_live import keys
+from lms_live.core.authz import require_role
 from lms_live.core.errors import (
-    Forbidden,
     InvalidToken,
     MalformedJson,
     PayloadTooLarge,
@@ -91,9 +91,7 @@ def require_principal(request: web.Request, roles: Iterable[str] = ()) -> Princi
         if problem is not None:
             raise problem
         raise InvalidToken() if "Authorization" in request.headers else Unauthorized()
-    allowed = tuple(roles)
-    if allowed and principal.role not in allowed:
-        raise Forbidden()
+    require_role(principal, roles)
     return principal
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import socketio
 from pydantic import ValidationError
 
+from lms_live.core.authz import require_role
 from lms_live.core.db import utcnow
 from lms_live.core.errors import Forbidden, LmsError, Unauthorized, ValidationFailed
 from lms_live.core.http import validation_details
@@ -269,6 +270,8 @@ class LmsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
       password change, deactivation).
     """
 
+    roles: tuple[str, ...] = ()  # who may connect; empty: any signed-in user
+
     def __init__(self, namespace: str, *, auth: SocketAuth, metrics: Metrics) -> None:
         super().__init__(namespace)
         self.auth = auth
@@ -278,6 +281,7 @@ class LmsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             principal = await self.auth.connect(environ, auth)
+            require_role(principal, self.roles)
         except LmsError as exc:
             raise refusal(exc) from exc
         await self.save_session(

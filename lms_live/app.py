@@ -46,6 +46,8 @@ from lms_live.paths import STATIC
 from lms_live.settings import Settings
 from lms_live.system import docs
 from lms_live.system import routes as system_routes
+from lms_live.web.auth_pages import setup_pages
+from lms_live.web.session import setup_sessions
 from lms_live.worker.broker import TaskResources, make_broker
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
@@ -211,6 +213,8 @@ def create_app(
     routes.install(app)
     app.router.add_get("/api/v1/openapi.json", openapi_document, name="openapi")
     app.router.add_static("/static/", STATIC, name="static", append_version=False)
+    setup_sessions(app)
+    setup_pages(app)
 
     sio = make_sio(settings)
     socket_auth = AppSocketAuth(app)

@@ -8,6 +8,8 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     import socketio
+    from aiohttp.typedefs import Middleware
+    from aiohttp_session import AbstractStorage
     from redis.asyncio import Redis
     from taskiq import AsyncBroker
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from lms_live.core.security import Principal, TokenCodec
     from lms_live.core.storage import Storage
     from lms_live.settings import Settings
+    from lms_live.web.session import PageUser
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
@@ -45,7 +48,11 @@ OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi")
 INSTANCE_ID: web.AppKey[str] = web.AppKey("instance_id")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 
+PAGE_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("page_sessions")
+SESSION_MIDDLEWARE: web.AppKey[Middleware] = web.AppKey("page_session_middleware")
+
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PAGE_USER: web.RequestKey[PageUser | None] = web.RequestKey("page_user")
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 CLIENT_IP: web.RequestKey[str] = web.RequestKey("client_ip")
 AUTH_PROBLEM: web.RequestKey[LmsError] = web.RequestKey("auth_problem")

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from lms_live import keys
 from lms_live.auth import service
+from lms_live.auth.effects import end_sessions, send_mail
 from lms_live.auth.exceptions import InvalidCredentials, RefreshTokenReused
 from lms_live.auth.models import AuthSession, User
 from lms_live.auth.schemas import (
@@ -54,7 +55,6 @@ from lms_live.core.middleware import client_ip
 from lms_live.core.realtime import publish_kick
 from lms_live.core.security import Principal
 from lms_live.core.uow import UnitOfWork, unit_of_work
-from lms_live.emails.tasks import SEND_EMAIL
 
 routes = RouteTable()
 AUTH = ["auth"]
@@ -76,15 +76,7 @@ def _client(request: web.Request, via: str = "api") -> service.Client:
 
 
 def _mail(request: web.Request, work: UnitOfWork, mail: service.Mail | None) -> None:
-    if mail is None:
-        return
-    public = request.app[keys.SETTINGS].public_url.rstrip("/")
-    work.enqueue(
-        SEND_EMAIL,
-        template=mail.template,
-        to=mail.to,
-        context={"public_url": public, **mail.context},
-    )
+    send_mail(request.app, work, mail)
 
 
 def _end_sessions(
@@ -96,20 +88,9 @@ def _end_sessions(
     reason: str,
     jti: str | None = None,
 ) -> None:
-    """After commit: refuse the sessions' access tokens everywhere and drop their sockets."""
-    app = request.app
-
-    async def publish() -> None:
-        await app[keys.REVOCATIONS].revoke(session_ids, jti=jti)
-        if session_ids:
-            await publish_kick(
-                app[keys.PUBSUB],
-                user_id=str(user_id),
-                reason=reason,
-                session_ids=[str(s) for s in session_ids],
-            )
-
-    work.after_commit(publish)
+    end_sessions(
+        request.app, work, user_id=user_id, session_ids=session_ids, reason=reason, jti=jti
+    )
 
 
 def _pair(pair: service.TokenPair) -> TokenPairOut:

@@ -11,7 +11,7 @@ from lms_live.auth.models import Role
 from lms_live.core.db import Database, make_engine
 from lms_live.settings import Settings
 
-DEMO_DOMAIN = "demo.lms-live.test"
+DEMO_DOMAIN = "demo.example.org"  # RFC 2606: never a real mailbox, and accepted at sign-in
 
 
 async def create_admin(

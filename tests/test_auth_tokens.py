@@ -213,3 +213,10 @@ async def test_unknown_email_reset_gets_the_same_answer_and_no_mail(api: Api) ->
     assert await known.json() == await unknown.json()
     mails = await api.mails(1)
     assert [m["To"] for m in mails] == [user.email]
+
+
+def test_demo_accounts_have_addresses_sign_in_accepts() -> None:
+    from lms_live.auth.schemas import LoginIn
+    from lms_live.seed import DEMO_DOMAIN
+
+    assert LoginIn(email=f"learner001@{DEMO_DOMAIN}", password="x").email

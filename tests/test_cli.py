@@ -122,7 +122,7 @@ def test_create_admin_demo_and_migrate(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "var" / "lms_live.db") as db:
         rows = dict(db.execute("SELECT email, role FROM user").fetchall())
     assert rows["root@example.org"] == "admin"
-    assert rows["instructor@demo.lms-live.test"] == "instructor"
+    assert rows["instructor@demo.example.org"] == "instructor"
     assert sum(1 for role in rows.values() if role == "student") == 5
 
     down = subprocess.run([*LMS, "migrate", "downgrade", "base"], **run)  # type: ignore[call-overload]

@@ -14,7 +14,7 @@ from aiohttp import web
 from lms_live import keys
 from lms_live.auth import service
 from lms_live.auth.effects import end_sessions, send_mail
-from lms_live.auth.exceptions import InvalidCredentials, RefreshTokenReused
+from lms_live.auth.exceptions import InvalidCredentials, RefreshTokenReused, WrongPassword
 from lms_live.auth.models import AuthSession, User
 from lms_live.auth.schemas import (
     AcceptedOut,
@@ -93,6 +93,18 @@ def _end_sessions(
     )
 
 
+async def _check_password(
+    request: web.Request, principal: Principal, password: str
+) -> service.Owner:
+    """The signed-in user's current password (403 when wrong), checked outside transactions."""
+    owner = await service.password_owner(
+        request.app[keys.DATABASE], user_id=principal.user_id, password=password
+    )
+    if owner is None:
+        raise WrongPassword()
+    return owner
+
+
 def _pair(pair: service.TokenPair) -> TokenPairOut:
     return TokenPairOut(
         access_token=pair.access_token,
@@ -128,26 +140,32 @@ def _challenge(
 
 
 async def _sign_in(
-    request: web.Request, work: UnitOfWork, *, email: str, password: str, via: str
+    request: web.Request, *, email: str, password: str, via: str
 ) -> service.TokenPair | ChallengeOut:
+    """Throttle, check the password (no connection held during bcrypt), then open the
+    session or the second-factor challenge in one transaction."""
     throttle = request.app[keys.LOGIN_THROTTLE]
     ip = client_ip(request)
     await throttle.check(email, ip)
+    owner = await service.password_owner(request.app[keys.DATABASE], email=email, password=password)
     try:
-        outcome = await service.sign_in(
-            work.session,
-            kit=request.app[keys.AUTH],
-            email=email,
-            password=password,
-            client=_client(request, via),
-        )
+        async with unit_of_work(request.app) as work:
+            outcome = await service.sign_in(
+                work.session,
+                kit=request.app[keys.AUTH],
+                owner=owner,
+                client=_client(request, via),
+            )
+            result = (
+                _challenge(request, work, outcome)
+                if isinstance(outcome, service.Challenge)
+                else outcome
+            )
     except InvalidCredentials:
         await throttle.failed(email, ip)
         raise
     await throttle.succeeded(email)
-    if isinstance(outcome, service.Challenge):
-        return _challenge(request, work, outcome)
-    return outcome
+    return result
 
 
 # --------------------------------------------------------------------------- /auth
@@ -164,13 +182,15 @@ async def _sign_in(
 )
 async def register(request: web.Request, body: RegisterIn) -> AcceptedOut:
     """Always 202 with the same answer: whether the address was free is told only by email."""
+    kit = request.app[keys.AUTH]
+    password_hash = await service.new_password_hash(kit, body.password, email=str(body.email))
     async with unit_of_work(request.app) as work:
         mail = await service.register(
             work.session,
-            kit=request.app[keys.AUTH],
+            kit=kit,
             email=str(body.email),
             full_name=body.full_name,
-            password=body.password,
+            password_hash=password_hash,
         )
         _mail(request, work, mail)
     return ACCEPTED
@@ -226,10 +246,7 @@ async def resend_verification(request: web.Request, body: EmailIn) -> AcceptedOu
 async def login(request: web.Request, body: LoginIn) -> LoginOut:
     """Tokens, or `{"mfa_required": true, "challenge_id", "method"}` when two-step
     verification is on (finish with POST /api/v1/auth/mfa/verify)."""
-    async with unit_of_work(request.app) as work:
-        outcome = await _sign_in(
-            request, work, email=str(body.email), password=body.password, via="api"
-        )
+    outcome = await _sign_in(request, email=str(body.email), password=body.password, via="api")
     if isinstance(outcome, ChallengeOut):
         return LoginOut(outcome)
     return LoginOut(_pair(outcome))
@@ -308,13 +325,12 @@ async def oauth_token(request: web.Request, form: OAuthTokenForm) -> OAuthTokenO
     else:
         if not form.username or not form.password:
             raise OAuthError("invalid_request", "username and password are required.")
-        async with unit_of_work(request.app) as work:
-            try:
-                outcome = await _sign_in(
-                    request, work, email=form.username, password=form.password, via="token"
-                )
-            except InvalidCredentials as exc:
-                raise OAuthError("invalid_grant", exc.text) from exc
+        try:
+            outcome = await _sign_in(
+                request, email=form.username, password=form.password, via="token"
+            )
+        except InvalidCredentials as exc:
+            raise OAuthError("invalid_grant", exc.text) from exc
         if isinstance(outcome, ChallengeOut):
             raise OAuthError(
                 "mfa_required",
@@ -400,9 +416,10 @@ async def forgot_password(request: web.Request, body: EmailIn) -> AcceptedOut:
 )
 async def reset_password(request: web.Request, body: ResetPasswordIn) -> None:
     """Every session of the account ends (tokens refused, sockets dropped)."""
+    password_hash = await service.new_password_hash(request.app[keys.AUTH], body.password)
     async with unit_of_work(request.app) as work:
         user, ended = await service.reset_password(
-            work.session, kit=request.app[keys.AUTH], token=body.token, password=body.password
+            work.session, token=body.token, password_hash=password_hash
         )
         _end_sessions(request, work, user_id=user.id, session_ids=ended, reason="password_reset")
         _mail(
@@ -463,13 +480,15 @@ async def update_me(request: web.Request, body: MePatchIn) -> MeOut:
 async def change_password(request: web.Request, body: ChangePasswordIn) -> None:
     """Needs the current password; every other session ends, this one stays."""
     principal = require_principal(request)
+    owner = await _check_password(request, principal, body.current_password)
+    password_hash = await service.new_password_hash(
+        request.app[keys.AUTH], body.new_password, email=owner.email
+    )
     async with unit_of_work(request.app) as work:
         user, ended = await service.change_password(
             work.session,
-            kit=request.app[keys.AUTH],
             user_id=principal.user_id,
-            current=body.current_password,
-            new=body.new_password,
+            password_hash=password_hash,
             keep=principal.session_id,
         )
         _end_sessions(request, work, user_id=user.id, session_ids=ended, reason="password_changed")
@@ -645,8 +664,9 @@ async def confirm_totp(request: web.Request, body: TotpConfirmIn) -> RecoveryCod
 )
 async def disable_mfa(request: web.Request, body: PasswordIn) -> None:
     principal = require_principal(request)
+    await _check_password(request, principal, body.password)
     async with unit_of_work(request.app) as work:
-        await service.disable_mfa(work.session, user_id=principal.user_id, password=body.password)
+        await service.disable_mfa(work.session, user_id=principal.user_id)
 
 
 @routes.post(
@@ -661,12 +681,10 @@ async def disable_mfa(request: web.Request, body: PasswordIn) -> None:
 )
 async def new_recovery_codes(request: web.Request, body: PasswordIn) -> RecoveryCodesOut:
     principal = require_principal(request)
+    await _check_password(request, principal, body.password)
     async with unit_of_work(request.app) as work:
         codes = await service.regenerate_recovery_codes(
-            work.session,
-            kit=request.app[keys.AUTH],
-            user_id=principal.user_id,
-            password=body.password,
+            work.session, kit=request.app[keys.AUTH], user_id=principal.user_id
         )
     return RecoveryCodesOut(recovery_codes=codes)
 

@@ -34,7 +34,6 @@ from lms_live.auth.exceptions import (
     UserNotFound,
     WrongCode,
     WrongConfirmationCode,
-    WrongPassword,
 )
 from lms_live.auth.models import (
     AuthSession,
@@ -47,7 +46,7 @@ from lms_live.auth.models import (
     Role,
     User,
 )
-from lms_live.core.db import utcnow
+from lms_live.core.db import Database, utcnow
 from lms_live.core.errors import Conflict, TokenRevoked
 from lms_live.core.security import (
     CodeHasher,
@@ -183,6 +182,41 @@ async def create_user(
     return user
 
 
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose password was just checked."""
+
+    id: uuid.UUID
+    email: str
+
+
+async def new_password_hash(kit: AuthKit, password: str, *, email: str | None = None) -> str:
+    """Check the policy, then hash. Called before opening a transaction: bcrypt takes ~0.3 s
+    at cost 12 and must not hold a database connection meanwhile."""
+    passwords.check(password, email=email)
+    return await hash_password(password, rounds=kit.settings.bcrypt_rounds)
+
+
+async def password_owner(
+    database: Database,
+    *,
+    password: str,
+    email: str | None = None,
+    user_id: uuid.UUID | None = None,
+) -> Owner | None:
+    """The account (by email or id) whose password this is, or None. The connection is
+    released before the bcrypt check; an unknown account costs the same time."""
+    async with database.sessions() as session:
+        if email is not None:
+            user = await get_by_email(session, email=email)
+        else:
+            user = await session.get(User, user_id) if user_id is not None else None
+        stored = user.password_hash if user is not None else None
+        owner = Owner(user.id, user.email) if user is not None else None
+    valid = await verify_password(password, stored)
+    return owner if valid else None
+
+
 def _link_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -236,12 +270,11 @@ async def _use_email_token(
 
 
 async def register(
-    session: AsyncSession, *, kit: AuthKit, email: str, full_name: str, password: str
+    session: AsyncSession, *, kit: AuthKit, email: str, full_name: str, password_hash: str
 ) -> Mail:
     """Create a student account and the verification email. For an address already in use,
-    the same work is done and the owner is told instead: the caller's answer is identical."""
-    passwords.check(password, email=email)
-    password_hash = await hash_password(password, rounds=kit.settings.bcrypt_rounds)
+    the same work is done and the owner is told instead: the caller's answer is identical.
+    `password_hash` comes from `new_password_hash` (computed outside the transaction)."""
     existing = await get_by_email(session, email=email)
     if existing is not None:
         return Mail("account_exists", existing.email, {"full_name": existing.full_name})
@@ -347,13 +380,12 @@ async def _issue(
 
 
 async def sign_in(
-    session: AsyncSession, *, kit: AuthKit, email: str, password: str, client: Client
+    session: AsyncSession, *, kit: AuthKit, owner: Owner | None, client: Client
 ) -> TokenPair | Challenge:
-    """Check the password (constant time, one generic error); then tokens, or a second-factor
-    challenge when MFA is on."""
-    user = await get_by_email(session, email=email)
-    valid = await verify_password(password, user.password_hash if user else None)
-    if user is None or not valid or not user.is_active:
+    """After `password_owner` checked the password: tokens, or a second-factor challenge when
+    MFA is on. One generic error for unknown accounts, wrong passwords and disabled ones."""
+    user = await session.get(User, owner.id) if owner is not None else None
+    if user is None or not user.is_active:
         raise InvalidCredentials()
     if user.email_verified_at is None:
         raise EmailNotVerified()
@@ -550,19 +582,18 @@ async def request_password_reset(session: AsyncSession, *, kit: AuthKit, email: 
     )
 
 
-async def _set_password(kit: AuthKit, user: User, password: str) -> None:
-    passwords.check(password, email=user.email)
-    user.password_hash = await hash_password(password, rounds=kit.settings.bcrypt_rounds)
+def _set_password(user: User, password_hash: str) -> None:
+    user.password_hash = password_hash
     user.password_changed_at = utcnow()
 
 
 async def reset_password(
-    session: AsyncSession, *, kit: AuthKit, token: str, password: str
+    session: AsyncSession, *, token: str, password_hash: str
 ) -> tuple[User, list[uuid.UUID]]:
-    """Set a new password from a reset link; every session of the user ends."""
-    passwords.check(password)
+    """Set a new password (hashed by `new_password_hash`) from a reset link; every session of
+    the user ends."""
     user = await _use_email_token(session, token=token, purpose=EmailTokenPurpose.RESET_PASSWORD)
-    await _set_password(kit, user, password)
+    _set_password(user, password_hash)
     if user.email_verified_at is None:  # the link proved the address
         user.email_verified_at = utcnow()
     ended = await revoke_sessions(session, user_id=user.id, reason="password_reset")
@@ -570,29 +601,16 @@ async def reset_password(
 
 
 async def change_password(
-    session: AsyncSession,
-    *,
-    kit: AuthKit,
-    user_id: uuid.UUID,
-    current: str,
-    new: str,
-    keep: uuid.UUID | None,
+    session: AsyncSession, *, user_id: uuid.UUID, password_hash: str, keep: uuid.UUID | None
 ) -> tuple[User, list[uuid.UUID]]:
-    """Change the password (the current one is required); every other session ends."""
+    """Store a new password (the caller checked the current one); every other session ends."""
     user = await get_me(session, user_id=user_id)
-    if not await verify_password(current, user.password_hash):
-        raise WrongPassword()
-    await _set_password(kit, user, new)
+    _set_password(user, password_hash)
     ended = await revoke_sessions(session, user_id=user.id, reason="password_changed", keep=keep)
     return user, ended
 
 
 # --------------------------------------------------------------------------- second factors
-
-
-async def _require_password(user: User, password: str) -> None:
-    if not await verify_password(password, user.password_hash):
-        raise WrongPassword()
 
 
 async def begin_email_mfa(session: AsyncSession, *, kit: AuthKit, user_id: uuid.UUID) -> Challenge:
@@ -687,10 +705,9 @@ async def confirm_totp(
     return await _new_recovery_codes(session, kit=kit, user=user)
 
 
-async def disable_mfa(session: AsyncSession, *, user_id: uuid.UUID, password: str) -> User:
-    """Switch MFA off (password required); recovery codes are deleted."""
+async def disable_mfa(session: AsyncSession, *, user_id: uuid.UUID) -> User:
+    """Switch MFA off (the caller checked the password); recovery codes are deleted."""
     user = await get_me(session, user_id=user_id)
-    await _require_password(user, password)
     user.mfa_method = None
     user.totp_secret = user.totp_pending_secret = None
     user.totp_last_step = None
@@ -700,11 +717,10 @@ async def disable_mfa(session: AsyncSession, *, user_id: uuid.UUID, password: st
 
 
 async def regenerate_recovery_codes(
-    session: AsyncSession, *, kit: AuthKit, user_id: uuid.UUID, password: str
+    session: AsyncSession, *, kit: AuthKit, user_id: uuid.UUID
 ) -> list[str]:
-    """Replace the recovery codes (password required; MFA must be on)."""
+    """Replace the recovery codes (the caller checked the password; MFA must be on)."""
     user = await get_me(session, user_id=user_id)
-    await _require_password(user, password)
     if user.mfa_method is None:
         raise MfaNotPending("Turn two-step verification on first.")
     return await _new_recovery_codes(session, kit=kit, user=user)

@@ -165,25 +165,24 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     challenge: service.Challenge | None = None
     signed: PageUser | None = None
     try:
-        async with unit_of_work(app) as work:
-            await throttle.check(email, ip)
-            try:
+        await throttle.check(email, ip)
+        owner = await service.password_owner(
+            app[keys.DATABASE], email=email, password=body.password
+        )
+        try:
+            async with unit_of_work(app) as work:
                 outcome = await service.sign_in(
-                    work.session,
-                    kit=app[keys.AUTH],
-                    email=email,
-                    password=body.password,
-                    client=_client(request),
+                    work.session, kit=app[keys.AUTH], owner=owner, client=_client(request)
                 )
-            except InvalidCredentials:
-                await throttle.failed(email, ip)
-                raise
-            await throttle.succeeded(email)
-            if isinstance(outcome, service.Challenge):
-                challenge = outcome
-                _mail_code(app, work, outcome)
-            else:
-                signed = await _page_user(work, outcome)
+                if isinstance(outcome, service.Challenge):
+                    challenge = outcome
+                    _mail_code(app, work, outcome)
+                else:
+                    signed = await _page_user(work, outcome)
+        except InvalidCredentials:
+            await throttle.failed(email, ip)
+            raise
+        await throttle.succeeded(email)
     except RateLimited as exc:
         response = await render(
             request, "login.html", status=429, errors={"form": exc.text}, values=values
@@ -296,13 +295,16 @@ async def register_submit(request: web.Request) -> web.StreamResponse:
         return await render(request, "register.html", status=400, errors=errors, values=values)
     app = request.app
     try:
+        password_hash = await service.new_password_hash(
+            app[keys.AUTH], body.password, email=str(body.email)
+        )
         async with unit_of_work(app) as work:
             mail = await service.register(
                 work.session,
                 kit=app[keys.AUTH],
                 email=str(body.email),
                 full_name=body.full_name,
-                password=body.password,
+                password_hash=password_hash,
             )
             send_mail(app, work, mail)
     except ValidationFailed as exc:  # the password policy
@@ -386,9 +388,10 @@ async def reset_password_submit(request: web.Request) -> web.StreamResponse:
         )
     app = request.app
     try:
+        password_hash = await service.new_password_hash(app[keys.AUTH], body.password)
         async with unit_of_work(app) as work:
             user, ended = await service.reset_password(
-                work.session, kit=app[keys.AUTH], token=body.token, password=body.password
+                work.session, token=body.token, password_hash=password_hash
             )
             end_sessions(app, work, user_id=user.id, session_ids=ended, reason="password_reset")
             mail = service.Mail("password_changed", user.email, {"full_name": user.full_name})

@@ -30,7 +30,7 @@ from lms_live.core.metrics import Metrics
 from lms_live.core.middleware import errors, guard, request_context, security_headers
 from lms_live.core.openapi import build_openapi
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from lms_live.core.realtime import ServerEmitter, close_manager, listen_for_kicks, make_sio
+from lms_live.core.realtime import ServerEmitter, SocketKicker, close_manager, make_sio
 from lms_live.core.redis import (
     MemoryKeyValue,
     MemoryPubSub,
@@ -129,13 +129,14 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
         fail_closed=settings.is_production,
     )
     app[keys.LOGIN_THROTTLE] = LoginThrottle(app[keys.KV], settings)
+    app[keys.KICKER] = SocketKicker(app[keys.PUBSUB], channel=f"{settings.socketio_channel}:kick")
     yield
 
 
 async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
     sio = app[keys.SIO]
     stop = asyncio.Event()
-    kicks = asyncio.create_task(listen_for_kicks(sio, app[keys.PUBSUB], stop))
+    kicks = asyncio.create_task(app[keys.KICKER].listen(sio, stop))
     yield
     stop.set()
     with contextlib.suppress(TimeoutError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from lms_live.core.mail import Mailer
     from lms_live.core.metrics import Metrics
     from lms_live.core.ratelimit import RateLimiter
+    from lms_live.core.realtime import SocketKicker
     from lms_live.core.redis import KeyValueStore, PubSub
     from lms_live.core.security import Principal, TokenCodec
     from lms_live.core.storage import Storage
@@ -44,6 +45,7 @@ ROUTES: web.AppKey[RouteTable] = web.AppKey("routes")
 AUTH: web.AppKey[AuthKit] = web.AppKey("auth")
 REVOCATIONS: web.AppKey[Revocations] = web.AppKey("revocations")
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+KICKER: web.AppKey[SocketKicker] = web.AppKey("kicker")
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi")
 INSTANCE_ID: web.AppKey[str] = web.AppKey("instance_id")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")

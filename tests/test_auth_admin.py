@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from lms_live.auth.models import Role
 from tests.authkit import PASSWORD, Api
 
@@ -112,3 +116,38 @@ async def test_unknown_user_and_bad_input(api: Api) -> None:
             f"/api/v1/admin/users/{student.id}", headers=admin, json=body
         )
         assert response.status == 422, body
+
+
+async def test_patching_the_same_role_changes_nothing_and_keeps_sessions(api: Api) -> None:
+    _, admin, _ = await api.signed_in(Role.ADMIN)
+    student = await api.user()
+    tokens = await api.login(student.email)
+    same = await api.client.patch(
+        f"/api/v1/admin/users/{student.id}",
+        headers=admin,
+        json={"role": "student", "is_active": True},
+    )
+    assert same.status == 200
+    still = await api.client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert still.status == 200
+
+
+@pytest.mark.shared_db
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(api: Any) -> None:
+    """Both requests lock the active admins' rows before counting: one wins, one gets 409."""
+    import asyncio
+
+    first, first_auth, _ = await api.signed_in(Role.ADMIN)
+    second, second_auth, _ = await api.signed_in(Role.ADMIN)
+    results = await asyncio.gather(
+        api.client.patch(
+            f"/api/v1/admin/users/{second.id}", headers=first_auth, json={"role": "student"}
+        ),
+        api.client.patch(
+            f"/api/v1/admin/users/{first.id}", headers=second_auth, json={"role": "student"}
+        ),
+    )
+    statuses = sorted(r.status for r in results)
+    assert statuses in ([200, 401], [200, 409]), statuses

@@ -487,8 +487,13 @@ async def test_a_signed_in_page_opens_sockets_with_its_cookie(pages: Api) -> Non
     url = str(pages.client.make_url("/"))
 
     client = socketio.AsyncClient(reconnection=False)
-    await client.connect(url, namespaces=["/notifications"], headers={"Cookie": cookie},
-                         transports=["websocket"], wait_timeout=5)
+    await client.connect(
+        url,
+        namespaces=["/notifications"],
+        headers={"Cookie": cookie},
+        transports=["websocket"],
+        wait_timeout=5,
+    )
     ack = await client.call("clock", namespace="/notifications", timeout=5)
     assert ack["ok"] is True
     await client.disconnect()
@@ -499,8 +504,13 @@ async def test_a_signed_in_page_opens_sockets_with_its_cookie(pages: Api) -> Non
     errors: list[Any] = []
     refused.on("connect_error", errors.append, namespace="/notifications")
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await refused.connect(url, namespaces=["/notifications"], headers={"Cookie": cookie},
-                              transports=["websocket"], wait_timeout=5)
+        await refused.connect(
+            url,
+            namespaces=["/notifications"],
+            headers={"Cookie": cookie},
+            transports=["websocket"],
+            wait_timeout=5,
+        )
     await refused.disconnect()
     assert errors
     assert errors[0]["data"]["code"] in {"token_revoked", "unauthorized"}

@@ -9,7 +9,6 @@ from aiohttp import web
 
 from lms_live import keys
 from lms_live.auth.service import Mail
-from lms_live.core.realtime import publish_kick
 from lms_live.core.uow import UnitOfWork
 from lms_live.emails.tasks import SEND_EMAIL
 
@@ -41,8 +40,7 @@ def end_sessions(
     async def publish() -> None:
         await app[keys.REVOCATIONS].revoke(session_ids, jti=jti)
         if session_ids:
-            await publish_kick(
-                app[keys.PUBSUB],
+            await app[keys.KICKER].kick(
                 user_id=str(user_id),
                 reason=reason,
                 session_ids=[str(s) for s in session_ids],

@@ -52,7 +52,6 @@ from lms_live.auth.schemas import (
 from lms_live.core.errors import BadRequest
 from lms_live.core.http import RouteTable, require_principal
 from lms_live.core.middleware import client_ip
-from lms_live.core.realtime import publish_kick
 from lms_live.core.security import Principal
 from lms_live.core.uow import UnitOfWork, unit_of_work
 
@@ -297,11 +296,8 @@ async def _refresh(request: web.Request, token: str) -> service.TokenPair:
             )
     except RefreshTokenReused as exc:  # the revocation is committed: publish it, then fail
         await request.app[keys.REVOCATIONS].revoke([exc.session_id])
-        await publish_kick(
-            request.app[keys.PUBSUB],
-            user_id=str(exc.user_id),
-            reason="refresh_reuse",
-            session_ids=[str(exc.session_id)],
+        await request.app[keys.KICKER].kick(
+            user_id=str(exc.user_id), reason="refresh_reuse", session_ids=[str(exc.session_id)]
         )
         raise
 

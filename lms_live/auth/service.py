@@ -805,32 +805,38 @@ async def update_user(
     role: Role | None = None,
     active: bool | None = None,
 ) -> tuple[User, list[uuid.UUID]]:
-    """Change a user's role or active flag; deactivating ends every session. The last active
-    admin can be neither demoted nor deactivated."""
+    """Change a user's role or active flag. Deactivating, or a real role change, ends every
+    session (no token keeps the old role). The last active admin can be neither demoted nor
+    deactivated: the active admins' rows are locked while counting, so two admins demoting
+    each other at once cannot both succeed."""
+    admins: list[uuid.UUID] = []
+    if role is not None or active is False:
+        # Lock the active admins first, always in id order, then the target: two admins
+        # demoting each other take the locks in the same order (no deadlock), and the count
+        # below cannot change under us.
+        admins = list(
+            await session.scalars(
+                select(User.id)
+                .where(User.role == Role.ADMIN.value, User.is_active.is_(True))
+                .order_by(User.id)
+                .with_for_update()
+            )
+        )
     user = await session.get(User, user_id, with_for_update=True)
     if user is None:
         raise UserNotFound()
-    losing_admin = (
-        user.role == Role.ADMIN
-        and user.is_active
-        and ((role is not None and role != Role.ADMIN) or active is False)
-    )
-    if losing_admin:
-        admins = await session.scalar(
-            select(func.count())
-            .select_from(User)
-            .where(User.role == Role.ADMIN.value, User.is_active.is_(True))
-        )
-        if int(admins or 0) <= 1:
-            raise LastAdmin()
-    if role is not None:
-        user.role = role.value
+    new_role = role.value if role is not None and role.value != user.role else None
+    deactivate = active is False and user.is_active
+    losing_admin = user.role == Role.ADMIN and user.is_active and (new_role or deactivate)
+    if losing_admin and len(admins) <= 1:
+        raise LastAdmin()
     ended: list[uuid.UUID] = []
+    if new_role is not None:
+        user.role = new_role
     if active is not None and active != user.is_active:
         user.is_active = active
-        if not active:
-            ended = await revoke_sessions(session, user_id=user.id, reason="deactivated")
-    elif role is not None:
-        # New role, new tokens: sessions end so no token keeps the old role.
+    if deactivate:
+        ended = await revoke_sessions(session, user_id=user.id, reason="deactivated")
+    elif new_role is not None:
         ended = await revoke_sessions(session, user_id=user.id, reason="role_changed")
     return user, ended

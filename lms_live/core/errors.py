@@ -98,6 +98,11 @@ class Conflict(LmsError):
     message = "The request conflicts with the current state."
 
 
+class ConcurrentUpdate(Conflict):
+    code = "concurrent_update"
+    message = "Someone changed this at the same moment; nothing was saved. Try again."
+
+
 class PayloadTooLarge(LmsError):
     status = 413
     code = "payload_too_large"

@@ -185,15 +185,18 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(request, _from_http_exception(exc))
     except asyncio.CancelledError:
         raise
-    except UNAVAILABLE as exc:
-        log.warning(
-            "dependency unavailable in %s %s: %s",
-            request.method,
-            route_label(request),
-            type(exc).__name__,
-        )
-        return error_response(request, err.ServiceUnavailable())
-    except Exception:
+    except Exception as exc:
+        if is_write_conflict(exc):
+            log.info("write conflict in %s %s", request.method, route_label(request))
+            return error_response(request, err.ConcurrentUpdate())
+        if isinstance(exc, UNAVAILABLE):
+            log.warning(
+                "dependency unavailable in %s %s: %s",
+                request.method,
+                route_label(request),
+                type(exc).__name__,
+            )
+            return error_response(request, err.ServiceUnavailable())
         log.exception("unhandled error in %s %s", request.method, route_label(request))
         body = {
             "error": "internal_error",
@@ -201,6 +204,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             "details": [{"request_id": request[keys.REQUEST_ID]}],
         }
         return web.json_response(body, status=500)
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the database aborted one of two concurrent
+    writers; the request did nothing and can be sent again."""
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
+    return sqlstate in {"40001", "40P01"}
 
 
 def host_allowed(host: str, patterns: list[str]) -> bool:

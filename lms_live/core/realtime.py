@@ -193,15 +193,41 @@ def refusal(exc: LmsError) -> socketio.exceptions.ConnectionRefusedError:
     return socketio.exceptions.ConnectionRefusedError(exc.text, {"code": exc.code})
 
 
-KICK_CHANNEL = "lms:auth:kick"
+class SocketKicker:
+    """Drops a user's sockets on every instance: publishes on `<SOCKETIO_CHANNEL>:kick` (one
+    channel per deployment: Redis pub/sub ignores database numbers), and every instance
+    listens and drops its own matching sockets."""
 
+    def __init__(self, pubsub: PubSub, *, channel: str) -> None:
+        self.pubsub = pubsub
+        self.channel = channel
 
-async def publish_kick(
-    pubsub: PubSub, *, user_id: str, reason: str, session_ids: list[str] | None = None
-) -> None:
-    """Ask every instance to drop this user's sockets (of these sessions only, if given)."""
-    message = {"user_id": user_id, "reason": reason, "session_ids": session_ids}
-    await pubsub.publish(KICK_CHANNEL, json.dumps(message))
+    async def kick(
+        self, *, user_id: str, reason: str, session_ids: list[str] | None = None
+    ) -> None:
+        """Ask every instance to drop this user's sockets (of these sessions only, if given)."""
+        message = {"user_id": user_id, "reason": reason, "session_ids": session_ids}
+        await self.pubsub.publish(self.channel, json.dumps(message))
+
+    async def listen(self, sio: socketio.AsyncServer, stop: asyncio.Event) -> None:
+        """Until `stop`: apply every instance's kicks to this instance's sockets. Survives
+        outages of the pub/sub (reconnecting with backoff); kicks published meanwhile are
+        lost, but the sessions' tokens are refused anyway and sockets drop at token expiry."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                async for raw in self.pubsub.subscribe(self.channel, stop=stop):
+                    backoff = 1.0
+                    await _apply_kick(sio, raw)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "kick channel unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
 
 
 async def drop_sockets(
@@ -220,27 +246,6 @@ async def drop_sockets(
             await sio.disconnect(sid, namespace=namespace)
             dropped += 1
     return dropped
-
-
-async def listen_for_kicks(sio: socketio.AsyncServer, pubsub: PubSub, stop: asyncio.Event) -> None:
-    """Run forever: apply kicks published by any instance to this instance's sockets.
-    Survives outages of the pub/sub (reconnecting with backoff); kicks published meanwhile
-    are lost, but the sessions' tokens are refused anyway and sockets drop at token expiry."""
-    backoff = 1.0
-    while not stop.is_set():
-        try:
-            async for raw in pubsub.subscribe(KICK_CHANNEL, stop=stop):
-                backoff = 1.0
-                await _apply_kick(sio, raw)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning(
-                "kick channel unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, 30.0)
 
 
 async def _apply_kick(sio: socketio.AsyncServer, raw: bytes) -> None:

@@ -75,6 +75,7 @@ async def test_bad_claims_are_refused(api: Api, case: str, changes: dict[str, ob
     assert await _status(api, _sign(api, claims)) == (401, "invalid_token"), case
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 async def test_forged_and_unsigned_tokens_are_refused(api: Api) -> None:
     claims = _claims(api, uuid.uuid4())
     forged = _sign(api, claims, key=b"x" * 32)

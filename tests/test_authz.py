@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lms_live.core.authz import ensure_owner, require_role
-from lms_live.core.errors import Forbidden, NotFound
+from lms_live.core.authz import ensure_enrolled, ensure_owner, require_role
+from lms_live.core.errors import EnrollmentRequired, Forbidden, NotFound
 from lms_live.core.security import Principal
 
 
@@ -33,3 +33,13 @@ def test_ensure_owner() -> None:
         ensure_owner(who("admin"), owner.user_id, admins_pass=False)
     with pytest.raises(NotFound):
         ensure_owner(who("student"), owner.user_id, hide=True)
+
+
+def test_ensure_enrolled() -> None:
+    ensure_enrolled(who("student"), enrolled=True)
+    ensure_enrolled(who("instructor"), enrolled=False, teaches=True)
+    ensure_enrolled(who("admin"), enrolled=False)
+    with pytest.raises(EnrollmentRequired):
+        ensure_enrolled(who("student"), enrolled=False)
+    with pytest.raises(EnrollmentRequired):
+        ensure_enrolled(who("instructor"), enrolled=False, teaches=False)

@@ -1,8 +1,8 @@
-"""Authorization helpers every domain uses: roles, and object-level ownership.
+"""Authorization helpers every domain uses: roles, ownership, enrollment.
 
 Routes declare roles (`roles=[...]` on the route, `roles` on a namespace); services check
-objects: `ensure_owner` for things a user owns (admins pass). Enrollment checks
-(`ensure_enrolled`) arrive with the enrollments domain.
+objects: `ensure_owner` for things a user owns, `ensure_enrolled` for course content (the
+course's domain looks up the facts, this decides). Admins pass both.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from lms_live.core.errors import Forbidden, NotFound
+from lms_live.core.errors import EnrollmentRequired, Forbidden, NotFound
 from lms_live.core.security import Principal
 
 ADMIN = "admin"
@@ -35,3 +35,10 @@ def ensure_owner(
     if principal.user_id == owner_id or (admins_pass and principal.role == ADMIN):
         return
     raise NotFound() if hide else Forbidden()
+
+
+def ensure_enrolled(principal: Principal, *, enrolled: bool, teaches: bool = False) -> None:
+    """Course content: learners must be enrolled; the course's instructors and admins pass."""
+    if enrolled or teaches or principal.role == ADMIN:
+        return
+    raise EnrollmentRequired()

@@ -80,6 +80,11 @@ class Forbidden(LmsError):
     message = "You are not allowed to do this."
 
 
+class EnrollmentRequired(Forbidden):
+    code = "enrollment_required"
+    message = "Enroll in this course first."
+
+
 class NotFound(LmsError):
     status = 404
     code = "not_found"

@@ -446,8 +446,7 @@ def _me(user: User, recovery_left: int) -> MeOut:
 async def me(request: web.Request) -> MeOut:
     principal = require_principal(request)
     async with request.app[keys.DATABASE].sessions() as session:
-        user = await service.get_me(session, user_id=principal.user_id)
-        left = await service.recovery_codes_left(session, user_id=user.id)
+        user, left = await service.me_with_codes_left(session, user_id=principal.user_id)
     return _me(user, left)
 
 

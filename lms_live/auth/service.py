@@ -759,6 +759,21 @@ async def _use_recovery_code(session: AsyncSession, *, kit: AuthKit, user: User,
     return False
 
 
+async def me_with_codes_left(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[User, int]:
+    """The signed-in user and their unused recovery codes, in one query (GET /users/me)."""
+    left = (
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == User.id, RecoveryCode.used_at.is_(None))
+        .correlate(User)
+        .scalar_subquery()
+    )
+    row = (await session.execute(select(User, left).where(User.id == user_id))).one_or_none()
+    if row is None or not row[0].is_active:
+        raise TokenRevoked()
+    return row[0], int(row[1])
+
+
 async def recovery_codes_left(session: AsyncSession, *, user_id: uuid.UUID) -> int:
     count = await session.scalar(
         select(func.count())

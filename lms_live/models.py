@@ -5,4 +5,6 @@ from __future__ import annotations
 
 def load_models() -> None:
     """Register every mapped table on `Base.metadata`."""
-    import lms_live.auth.models  # noqa: F401
+    import lms_live.auth.models
+    import lms_live.courses.models
+    import lms_live.enrollments.models  # noqa: F401

@@ -20,10 +20,21 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Indexes that exist only in migrations (dialect-specific, e.g. PostgreSQL full-text GIN).
+MIGRATION_ONLY_INDEXES = {"ix_course_search"}
+
+
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         compare_server_default=True,

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lms_live.enrollments.models import Enrollment, EnrollmentStatus
 
-
 OPEN = (EnrollmentStatus.ACTIVE.value, EnrollmentStatus.COMPLETED.value)
 
 

@@ -23,12 +23,15 @@ from lms_live.auth.revocation import Revocations
 from lms_live.auth.service import AuthKit
 from lms_live.auth.sockets import AppSocketAuth
 from lms_live.auth.throttle import LoginThrottle
+from lms_live.certificates import routes as certificate_routes
+from lms_live.certificates.pages import setup_certificate_pages
 from lms_live.core.db import Database, make_engine
 from lms_live.core.http import RouteTable
 from lms_live.core.mail import EmailTemplates, make_mailer
 from lms_live.core.metrics import Metrics
 from lms_live.core.middleware import errors, guard, request_context, security_headers
 from lms_live.core.openapi import build_openapi
+from lms_live.core.presence import MemoryPresence, RedisPresence
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from lms_live.core.realtime import ServerEmitter, SocketKicker, close_manager, make_sio
 from lms_live.core.redis import (
@@ -40,6 +43,11 @@ from lms_live.core.redis import (
 )
 from lms_live.core.security import TokenCodec
 from lms_live.core.storage import open_storage
+from lms_live.core.streams import MemoryStreamLog, RedisStreamLog
+from lms_live.courses import outline_routes
+from lms_live.courses import routes as course_routes
+from lms_live.enrollments import routes as enrollment_routes
+from lms_live.enrollments.namespace import ProgressNamespace, keep_presence
 from lms_live.notifications.namespace import NAMESPACE as NOTIFICATIONS
 from lms_live.notifications.namespace import NotificationsNamespace
 from lms_live.paths import STATIC
@@ -56,7 +64,15 @@ CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 def api_routes() -> RouteTable:
     """Every REST operation of the app."""
     table = RouteTable()
-    for module in (system_routes, auth_routes, docs):
+    for module in (
+        system_routes,
+        auth_routes,
+        course_routes,
+        outline_routes,
+        enrollment_routes,
+        certificate_routes,
+        docs,
+    ):
         table.extend(module.routes)
     return table
 
@@ -79,11 +95,15 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = make_redis(app[keys.SETTINGS])
     app[keys.REDIS] = redis
     if redis is None:
+        app[keys.STREAMS] = MemoryStreamLog()
+        app[keys.PRESENCE] = MemoryPresence()
         app[keys.KV] = MemoryKeyValue()
         app[keys.PUBSUB] = MemoryPubSub()
         app[keys.RATE_LIMITER] = MemoryRateLimiter()
         yield
         return
+    app[keys.STREAMS] = RedisStreamLog(redis)
+    app[keys.PRESENCE] = RedisPresence(redis)
     app[keys.KV] = RedisKeyValue(redis)
     app[keys.PUBSUB] = RedisPubSub(redis)
     app[keys.RATE_LIMITER] = RedisRateLimiter(redis)
@@ -136,11 +156,14 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
     sio = app[keys.SIO]
     stop = asyncio.Event()
-    kicks = asyncio.create_task(app[keys.KICKER].listen(sio, stop))
+    background = [
+        asyncio.create_task(app[keys.KICKER].listen(sio, stop)),
+        asyncio.create_task(keep_presence(sio, app, stop)),
+    ]
     yield
     stop.set()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(kicks), 5)
+        await asyncio.wait_for(asyncio.shield(asyncio.gather(*background)), 5)
     await sio.shutdown()
     await close_manager(sio.manager)
 
@@ -216,12 +239,14 @@ def create_app(
     app.router.add_static("/static/", STATIC, name="static", append_version=False)
     setup_sessions(app)
     setup_pages(app)
+    setup_certificate_pages(app)
 
     sio = make_sio(settings)
     socket_auth = AppSocketAuth(app)
     sio.register_namespace(
         NotificationsNamespace(NOTIFICATIONS, auth=socket_auth, metrics=app[keys.METRICS])
     )
+    sio.register_namespace(ProgressNamespace(app, auth=socket_auth))
     sio.attach(app)
     app[keys.SIO] = sio
 

@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from lms_live.core.http import RouteTable
     from lms_live.core.mail import Mailer
     from lms_live.core.metrics import Metrics
+    from lms_live.core.presence import Presence
     from lms_live.core.ratelimit import RateLimiter
     from lms_live.core.realtime import SocketKicker
     from lms_live.core.redis import KeyValueStore, PubSub
     from lms_live.core.security import Principal, TokenCodec
     from lms_live.core.storage import Storage
+    from lms_live.core.streams import StreamLog
     from lms_live.settings import Settings
     from lms_live.web.session import PageUser
 
@@ -33,6 +35,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
 REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 KV: web.AppKey[KeyValueStore] = web.AppKey("kv")
+STREAMS: web.AppKey[StreamLog] = web.AppKey("streams")
+PRESENCE: web.AppKey[Presence] = web.AppKey("presence")
 PUBSUB: web.AppKey[PubSub] = web.AppKey("pubsub")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")

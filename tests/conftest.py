@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +43,20 @@ REDIS_HOST = os.environ.get("LMS_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("LMS_TEST_REDIS_PORT", "6379"))
 
 
+# LMS_TEST_SLOT=<n> lets several test runs share this machine's PostgreSQL and Redis (each slot
+# its own databases, Redis databases and channels); CI runs one suite and leaves it unset.
+SLOT = int(os.environ.get("LMS_TEST_SLOT", "0") or 0)
+
+
+@pytest.fixture(scope="session")
+def worker_id(worker_id: str) -> str:
+    """xdist's worker id ("master" or "gw<n>"), prefixed with the slot when one is set."""
+    return f"s{SLOT}{worker_id}" if SLOT else worker_id
+
+
 def _worker_index(worker_id: str) -> int:
-    return int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
+    match = re.search(r"gw(\d+)$", worker_id)
+    return (int(match.group(1)) if match else 0) + 2 * SLOT
 
 
 def _reachable(host: str, port: int) -> bool:

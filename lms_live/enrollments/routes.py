@@ -1,0 +1,7 @@
+"""HTTP endpoints of enrollments and progress (being built)."""
+
+from __future__ import annotations
+
+from lms_live.core.http import RouteTable
+
+routes = RouteTable()

@@ -177,13 +177,13 @@ def create_admin(email: str, full_name: str, password: str) -> None:
     help="Password of every demo account (default: a random one, printed at the end).",
 )
 def demo(learners: int, password: str | None) -> None:
-    """Seed demo data: an instructor and learners (idempotent)."""
+    """Seed demo data: an instructor, learners and a course they follow (idempotent)."""
     from lms_live.seed import seed_demo
 
     settings = load_settings()
     password = password or secrets.token_urlsafe(9)
     with click.progressbar(
-        length=learners + 1, label="seeding demo accounts", file=sys.stderr
+        length=learners + 2, label="seeding demo accounts and course", file=sys.stderr
     ) as bar:
         summary = asyncio.run(
             seed_demo(settings, learners=learners, password=password, progress=bar.update)
@@ -191,6 +191,7 @@ def demo(learners: int, password: str | None) -> None:
     click.echo(f"instructor: {summary.instructor}")
     click.echo(f"learners:   {summary.first_learner} ... ({summary.learners} in all)")
     click.echo(f"created {summary.created}, already present {summary.existing}")
+    click.echo(f"course:     {summary.course} (published, every demo learner enrolled)")
     click.echo(f"password of every demo account: {password}")
 
 

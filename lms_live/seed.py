@@ -6,9 +6,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from lms_live.auth import service as accounts
-from lms_live.auth.models import Role
-from lms_live.core.db import Database, make_engine
+from lms_live.auth.models import Role, User
+from lms_live.core.db import Database, make_engine, utcnow
+from lms_live.courses.models import Course, CourseStatus, CourseTag, Lesson, LessonKind, Section
+from lms_live.enrollments.models import Enrollment, LessonCompletion
+from lms_live.enrollments.progress import recompute_enrollment
 from lms_live.settings import Settings
 
 DEMO_DOMAIN = "demo.example.org"  # RFC 2606: never a real mailbox, and accepted at sign-in
@@ -35,6 +41,35 @@ async def create_admin(
         await engine.dispose()
 
 
+DEMO_COURSE = "demo-rivers-of-the-world"
+# The demo course's outline: (section title, [(lesson title, kind, preview)]).
+DEMO_OUTLINE: list[tuple[str, list[tuple[str, LessonKind, bool]]]] = [
+    (
+        "Where rivers begin",
+        [
+            ("Springs, glaciers and rain", LessonKind.TEXT, True),
+            ("A source in the Alps (video)", LessonKind.VIDEO, False),
+            ("Watersheds", LessonKind.TEXT, False),
+        ],
+    ),
+    (
+        "The long way down",
+        [
+            ("Meanders and oxbow lakes", LessonKind.TEXT, False),
+            ("Floods, then and now (video)", LessonKind.VIDEO, False),
+            ("Deltas and estuaries", LessonKind.TEXT, False),
+        ],
+    ),
+    (
+        "Rivers and people",
+        [
+            ("Mills, dams and locks", LessonKind.TEXT, False),
+            ("Living with a river", LessonKind.TEXT, False),
+        ],
+    ),
+]
+
+
 @dataclass(frozen=True, slots=True)
 class DemoSummary:
     instructor: str
@@ -42,12 +77,14 @@ class DemoSummary:
     learners: int
     created: int
     existing: int
+    course: str
 
 
 async def seed_demo(
     settings: Settings, *, learners: int, password: str, progress: Callable[[int], object]
 ) -> DemoSummary:
-    """Create the demo instructor and learners, skipping those already present."""
+    """Create the demo instructor and learners, skipping those already present, then the demo
+    course (published, eight lessons) with every demo learner enrolled at varied progress."""
     engine = make_engine(settings)
     db = Database.from_engine(engine)
     people = [("instructor@" + DEMO_DOMAIN, "Ada Instructor", Role.INSTRUCTOR)] + [
@@ -72,8 +109,74 @@ async def seed_demo(
                     )
                     created += 1
             progress(1)
+        async with db.transaction() as session:
+            await _demo_course(session, instructor=people[0][0], learners=people[1:])
+        progress(1)
     finally:
         await engine.dispose()
     return DemoSummary(
-        people[0][0], people[min(1, len(people) - 1)][0], learners, created, existing
+        people[0][0], people[min(1, len(people) - 1)][0], learners, created, existing, DEMO_COURSE
     )
+
+
+async def _demo_course(
+    session: AsyncSession, *, instructor: str, learners: list[tuple[str, str, Role]]
+) -> None:
+    """The demo course and its enrollments (skipped when the course exists). Learner n has
+    completed the first n mod 9 lessons: some have not started, some are done."""
+    if await session.scalar(select(func.count()).where(Course.slug == DEMO_COURSE)):
+        return
+    owner = await accounts.get_by_email(session, email=instructor)
+    assert owner is not None
+    course = Course(
+        slug=DEMO_COURSE,
+        title="Rivers of the world",
+        summary="From the first spring to the delta: how rivers shape the land and our lives.",
+        description="A short demo course.\n\n- eight lessons in three sections\n"
+        "- the first lesson is a free preview",
+        level="beginner",
+        owner_id=owner.id,
+        status=CourseStatus.PUBLISHED.value,
+        published_at=utcnow(),
+    )
+    session.add(course)
+    await session.flush()
+    session.add_all([CourseTag(course_id=course.id, tag=t) for t in ("geography", "nature")])
+    lessons: list[Lesson] = []
+    for s_pos, (title, items) in enumerate(DEMO_OUTLINE):
+        section = Section(course_id=course.id, title=title, position=s_pos)
+        session.add(section)
+        await session.flush()
+        for l_pos, (l_title, kind, preview) in enumerate(items):
+            video = kind == LessonKind.VIDEO
+            lesson = Lesson(
+                section_id=section.id,
+                course_id=course.id,
+                title=l_title,
+                kind=kind.value,
+                position=l_pos,
+                body="" if video else f"# {l_title}\n\nDemo text of this lesson.",
+                video_url="https://videos.example.org/rivers.mp4" if video else None,
+                duration_seconds=300 if video else None,
+                is_preview=preview,
+            )
+            session.add(lesson)
+            lessons.append(lesson)
+    await session.flush()
+    emails = [email for email, _, _ in learners]
+    users = list(await session.scalars(select(User).where(User.email.in_(emails))))
+    users.sort(key=lambda u: u.email)
+    for n, user in enumerate(users, start=1):
+        enrollment = Enrollment(user_id=user.id, course_id=course.id)
+        session.add(enrollment)
+        await session.flush()
+        done = lessons[: n % (len(lessons) + 1)]
+        session.add_all(
+            [LessonCompletion(enrollment_id=enrollment.id, lesson_id=x.id) for x in done]
+        )
+        if done:
+            enrollment.last_lesson_id = done[-1].id
+            enrollment.last_activity_at = utcnow()
+        await session.flush()
+        await recompute_enrollment(session, enrollment=enrollment)
+    course.enrollment_count = len(users)

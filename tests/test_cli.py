@@ -124,6 +124,19 @@ def test_create_admin_demo_and_migrate(tmp_path: Path) -> None:
     assert rows["root@example.org"] == "admin"
     assert rows["instructor@demo.example.org"] == "instructor"
     assert sum(1 for role in rows.values() if role == "student") == 5
+    with sqlite3.connect(tmp_path / "var" / "lms_live.db") as db:
+        courses = db.execute("SELECT slug, status, enrollment_count FROM course").fetchall()
+        lessons = db.execute("SELECT count(*) FROM lesson").fetchone()[0]
+        percents = [
+            row[0]
+            for row in db.execute(
+                "SELECT progress_percent FROM enrollment JOIN user ON user.id = user_id "
+                "ORDER BY email"
+            )
+        ]
+    assert courses == [("demo-rivers-of-the-world", "published", 5)]  # once, despite the rerun
+    assert lessons == 8
+    assert percents == [12.5, 25.0, 37.5, 50.0, 62.5]  # learner n completed n lessons of 8
 
     down = subprocess.run([*LMS, "migrate", "downgrade", "base"], **run)  # type: ignore[call-overload]
     assert down.returncode == 0

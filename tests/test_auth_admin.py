@@ -33,6 +33,11 @@ async def test_search_filter_and_paginate(api: Api) -> None:
     assert too_big.status == 422
     bad_role = await api.client.get("/api/v1/admin/users?role=king", headers=admin)
     assert bad_role.status == 422
+    # LIKE wildcards are literal: "%" and "_" match only themselves ("d_r" would match "der").
+    await api.user(email="under_score@school.example")
+    for q, expected in (("%25", 0), ("_", 1), ("r_s", 1), ("d_r", 0)):
+        found = await (await api.client.get(f"/api/v1/admin/users?q={q}", headers=admin)).json()
+        assert found["total"] == expected, q
 
 
 async def test_role_change_takes_effect_and_ends_old_tokens(api: Api) -> None:

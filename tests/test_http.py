@@ -140,6 +140,23 @@ async def test_bad_path_and_query_values_are_422(api: Any) -> None:
     assert (await response.json())["details"][0]["loc"] == ["query", "limit"]
 
 
+async def test_nul_characters_are_refused_anywhere(api: Any) -> None:
+    """PostgreSQL text cannot hold NUL: refused at the edge, not a 500 from the database."""
+    response = await api.post(ITEM, json={"name": "a\u0000b", "price": 1})
+    assert response.status == 422
+    assert (await response.json())["details"][0]["loc"] == ["body", "name"]
+    response = await api.post(ITEM + "?tag=ok&tag=a%00b", json={"name": "x", "price": 1})
+    assert response.status == 422
+    body = await response.json()
+    assert body["details"] == [
+        {
+            "loc": ["query", "tag", 1],
+            "msg": "NUL characters are not allowed",
+            "type": "nul_character",
+        }
+    ]
+
+
 async def test_oversized_body_is_413(api: Any, app: web.Application) -> None:
     limit = app[keys.SETTINGS].max_body_bytes
     big = b'{"name": "' + b"x" * (limit + 10) + b'", "price": 1}'

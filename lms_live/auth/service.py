@@ -46,7 +46,7 @@ from lms_live.auth.models import (
     Role,
     User,
 )
-from lms_live.core.db import Database, utcnow
+from lms_live.core.db import Database, like_contains, utcnow
 from lms_live.core.errors import Conflict, TokenRevoked
 from lms_live.core.security import (
     CodeHasher,
@@ -798,9 +798,12 @@ async def list_users(
     """A page of users (stable order: newest first, then id) and the total matching."""
     query = select(User)
     if search:
-        pattern = f"%{search.strip().lower()}%"
+        pattern = like_contains(search.strip().lower())
         query = query.where(
-            or_(func.lower(User.email).like(pattern), func.lower(User.full_name).like(pattern))
+            or_(
+                func.lower(User.email).like(pattern, escape="\\"),
+                func.lower(User.full_name).like(pattern, escape="\\"),
+            )
         )
     if role:
         query = query.where(User.role == role)

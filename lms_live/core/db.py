@@ -122,3 +122,10 @@ class Database:
         """Round-trip to the database; raises if it cannot be reached."""
         async with self.sessions() as session:
             await session.execute(text("SELECT 1"))
+
+
+def like_contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its wildcards taken literally (pass
+    `escape="\\\\"` to `like`/`ilike`)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -128,7 +128,29 @@ async def read_form(request: web.Request) -> dict[str, Any]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+def _nul_locations(data: Any, loc: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """Where a string holds a NUL character (PostgreSQL text cannot store one)."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            yield loc
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _nul_locations(key, (*loc, key))
+            yield from _nul_locations(value, (*loc, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _nul_locations(value, (*loc, index))
+
+
 def _parse(model: type[BaseModel], data: Any, location: str) -> BaseModel:
+    """Validate one part of the request; every string refused if it holds a NUL character
+    (no text column takes one, so it would fail in the database instead)."""
+    nul = [
+        {"loc": list(where), "msg": "NUL characters are not allowed", "type": "nul_character"}
+        for where in _nul_locations(data, (location,))
+    ]
+    if nul:
+        raise ValidationFailed(details=nul)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lms_live import keys
+from lms_live.core.db import utcnow
 from lms_live.courses.models import (
     Course,
     CourseInstructor,
@@ -92,6 +93,7 @@ async def build_learning_world(api: Api) -> LearningWorld:
             summary="Open to all",
             owner_id=owner,
             status=CourseStatus.PUBLISHED.value,
+            published_at=utcnow(),
         )
         draft = Course(slug="draft-course", title="Draft course", summary="Soon", owner_id=owner)
         session.add_all([published, draft])
@@ -318,6 +320,104 @@ def enrolled(**status: str | None) -> LearningCheck:
     return check
 
 
+def slug_of(course: str) -> LearningBuild:
+    async def build(w: LearningWorld, actor: str) -> Call:
+        return Call(path={"slug": getattr(w.courses, course).slug})
+
+    return build
+
+
+async def draft_kept_unless_teacher(w: LearningWorld, actor: str, body: Any) -> None:
+    found = await w.scalar(select(func.count()).where(Course.id == w.courses.draft.id))
+    assert found == (0 if actor in TEACHERS else 1)
+
+
+async def lists_own_courses(w: LearningWorld, actor: str, body: Any) -> None:
+    if actor in ("instructor", "admin"):
+        assert {c["slug"] for c in body["items"]} == {"published-course", "draft-course"}
+    elif actor == "other_instructor":
+        assert body["items"] == []
+
+
+INSTRUCTORS = signed_in(
+    403, "forbidden", instructor=(201, None), other_instructor=(201, None), admin=(201, None)
+)
+
+COURSE_ROWS: list[LearningRow] = [
+    # ---- the public catalog: published courses for everyone; drafts for their teachers only.
+    LearningRow("GET", "/api/v1/catalog", public(200), send_learning()),
+    LearningRow("GET", "/api/v1/catalog/{slug}", public(200), slug_of("published")),
+    LearningRow(
+        "GET",
+        "/api/v1/catalog/{slug}",
+        {
+            **dict.fromkeys(ACTORS, (404, "course_not_found")),
+            "instructor": (200, None),
+            "admin": (200, None),
+        },
+        slug_of("draft"),
+        variant="draft",
+    ),
+    # ---- authoring: instructors and admins create and list; each touches only their courses.
+    LearningRow(
+        "POST", "/api/v1/courses", INSTRUCTORS, send_learning({"title": "A brand new course"})
+    ),
+    LearningRow(
+        "GET",
+        "/api/v1/courses",
+        {k: ((200, None) if v[0] == 201 else v) for k, v in INSTRUCTORS.items()},
+        send_learning(),
+        lists_own_courses,
+    ),
+    LearningRow(
+        "GET", "/api/v1/courses/{course_id}", teachers_only(200), on(course_id="published")
+    ),
+    LearningRow(
+        "PATCH",
+        "/api/v1/courses/{course_id}",
+        teachers_only(200),
+        with_body({"title": "Retitled course"}, course_id="published"),
+        title_changed_for_teachers("published", "Retitled course"),
+    ),
+    LearningRow(
+        "DELETE",
+        "/api/v1/courses/{course_id}",
+        teachers_only(204),
+        on(course_id="draft"),
+        draft_kept_unless_teacher,
+    ),
+    LearningRow(
+        "POST",
+        "/api/v1/courses/{course_id}/publish",
+        teachers_only(200),
+        on(course_id="draft"),
+        course_status_for_teachers("draft", CourseStatus.PUBLISHED.value),
+    ),
+    LearningRow(
+        "POST",
+        "/api/v1/courses/{course_id}/archive",
+        teachers_only(200),
+        on(course_id="published"),
+        course_status_for_teachers("published", CourseStatus.ARCHIVED.value),
+    ),
+    # Co-instructors: only the owner or an admin (the other instructor asks to join: 403).
+    LearningRow(
+        "PUT",
+        "/api/v1/courses/{course_id}/instructors/{user_id}",
+        teachers_only(200),
+        other_instructor_path,
+        co_instructor_after(present_for_teachers=True),
+    ),
+    # The other instructor co-teaches; removing them: owner or admin; they may not themselves.
+    LearningRow(
+        "DELETE",
+        "/api/v1/courses/{course_id}/instructors/{user_id}",
+        teachers_only(204),
+        other_instructor_co_teaching,
+        co_instructor_after(present_for_teachers=False),
+    ),
+]
+
 OUTLINE_ROWS: list[LearningRow] = [
     # ---- outline authoring: roles instructor/admin, then the course's own instructors.
     LearningRow(
@@ -444,7 +544,7 @@ ENROLLMENT_ROWS: list[LearningRow] = [
     ),
 ]
 
-ROWS: list[LearningRow] = OUTLINE_ROWS + ENROLLMENT_ROWS
+ROWS: list[LearningRow] = COURSE_ROWS + OUTLINE_ROWS + ENROLLMENT_ROWS
 
 CELLS = [pytest.param(actor, row, id=row.id_for(actor)) for row in ROWS for actor in ACTORS]
 

@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench-http
+.PHONY: install run test lint bench-http bench-catalog
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ lint: install
 
 bench-http: install
 	$(PY) bench/http.py
+
+bench-catalog: install
+	$(PY) bench/catalog.py

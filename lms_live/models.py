@@ -6,5 +6,6 @@ from __future__ import annotations
 def load_models() -> None:
     """Register every mapped table on `Base.metadata`."""
     import lms_live.auth.models
+    import lms_live.certificates.models
     import lms_live.courses.models
     import lms_live.enrollments.models  # noqa: F401

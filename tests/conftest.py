@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
+from taskiq import InMemoryBroker
 
 from lms_live import keys, migrations
 from lms_live.app import create_app
@@ -286,4 +287,9 @@ async def api(
         email_resend_cooldown_seconds=0,
     )
     client = await aiohttp_client(create_app(settings, database=database))
+    broker = client.app[keys.BROKER]
+    if database is not None and isinstance(broker, InMemoryBroker):
+        # The rolled-back database is one connection: a task running beside the request (or
+        # the test) would use it concurrently. Tasks run inline, before the response, instead.
+        broker.await_inplace = True
     return Api(client, inbox)

@@ -2,17 +2,18 @@
 reading, enrollments and progress, certificates x the six callers of tests/test_authz_matrix.py.
 
 The world of every cell: the instructor owns a published course (one section: a text lesson, a
-preview lesson, a quiz lesson) in which the student is enrolled, and a draft course ready to
-publish (one text lesson). The other student and the other instructor have nothing to do with
-either course; the admin may do everything an instructor of the course may. Object-level
-refusals are asserted with their codes, and each row's `then` checks that a refused call
-changed nothing (or that the allowed one did what it says).
+preview lesson, a quiz lesson) which the student has completed, holding its certificate (PDF
+stored), and a draft course ready to publish (one text lesson). The other student and the other
+instructor have nothing to do with either course; the admin may do everything an instructor of
+the course may. Object-level refusals are asserted with their codes, and each row's `then`
+checks that a refused call changed nothing (or that the allowed one did what it says).
 
 `tests/test_authz_matrix.py::test_matrix_covers_every_endpoint` counts these rows too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lms_live import keys
+from lms_live.certificates.models import Certificate, CertificateStatus
 from lms_live.core.db import utcnow
 from lms_live.courses.models import (
     Course,
@@ -41,12 +43,14 @@ from tests.test_authz_matrix import (
     Expected,
     Row,
     World,
+    admin_only,
     build_world,
     public,
     send,
     signed_in,
 )
 
+CERTIFICATE = "LMS-2026-7K3Q-9XWM"
 STUDENTS = ("student", "other_student")
 TEACHERS = ("instructor", "admin")  # who may act on the instructor's courses
 
@@ -119,8 +123,35 @@ async def build_learning_world(api: Api) -> LearningWorld:
         quiz = lesson(section, "Quiz lesson", 2, kind=LessonKind.QUIZ.value, quiz_id=uuid.uuid4())
         draft_lesson = lesson(draft_section, "Draft lesson", 0)
         session.add_all([text, preview, quiz, draft_lesson])
-        session.add(Enrollment(user_id=world.members["student"].user.id, course_id=published.id))
+        enrollment = Enrollment(
+            user_id=world.members["student"].user.id,
+            course_id=published.id,
+            status=EnrollmentStatus.COMPLETED.value,
+            completed_at=utcnow(),
+            progress_percent=100.0,
+        )
+        session.add(enrollment)
         published.enrollment_count = 1
+        await session.flush()
+        # The student's certificate of the published course, its PDF stored.
+        pdf = b"%PDF-1.7 certificate of the matrix"
+        session.add(
+            Certificate(
+                number=CERTIFICATE,
+                enrollment_id=enrollment.id,
+                user_id=enrollment.user_id,
+                course_id=published.id,
+                learner_name="Test student",
+                course_title=published.title,
+                instructor_name="Test instructor",
+                completed_at=utcnow(),
+                storage_key="certificates/matrix.pdf",
+                sha256=hashlib.sha256(pdf).hexdigest(),
+                size_bytes=len(pdf),
+                issued_at=utcnow(),
+            )
+        )
+    await api.app[keys.STORAGE].put("certificates/matrix.pdf", pdf, content_type="application/pdf")
     courses = Courses(published, draft, section, text, preview, quiz, draft_section, draft_lesson)
     return LearningWorld(world, courses)
 
@@ -304,7 +335,7 @@ def enrolled(**status: str | None) -> LearningCheck:
     """The published course's enrollment status of each signed-in actor after the call."""
 
     async def check(w: LearningWorld, actor: str, body: Any) -> None:
-        expected = {"student": EnrollmentStatus.ACTIVE.value} | status
+        expected = {"student": EnrollmentStatus.COMPLETED.value} | status
         for name in SIGNED_IN:
             found = await w.scalar(
                 select(Enrollment.status).where(
@@ -312,9 +343,8 @@ def enrolled(**status: str | None) -> LearningCheck:
                     Enrollment.course_id == w.courses.published.id,
                 )
             )
-            want = (
-                expected.get(name) if name == actor else ("active" if name == "student" else None)
-            )
+            untouched = EnrollmentStatus.COMPLETED.value if name == "student" else None
+            want = expected.get(name) if name == actor else untouched
             assert found == want, name
 
     return check
@@ -544,7 +574,74 @@ ENROLLMENT_ROWS: list[LearningRow] = [
     ),
 ]
 
-ROWS: list[LearningRow] = COURSE_ROWS + OUTLINE_ROWS + ENROLLMENT_ROWS
+
+async def certificate_path(w: LearningWorld, actor: str) -> Call:
+    return Call(path={"number": CERTIFICATE})
+
+
+async def revoke_body(w: LearningWorld, actor: str) -> Call:
+    return Call(json={"reason": "Issued by mistake"}, path={"number": CERTIFICATE})
+
+
+async def lists_own_certificates(w: LearningWorld, actor: str, body: Any) -> None:
+    if actor == ANONYMOUS:
+        return
+    numbers = [item["number"] for item in body["items"]]
+    assert numbers == ([CERTIFICATE] if actor == "student" else [])
+
+
+async def revoked_by_admin_only(w: LearningWorld, actor: str, body: Any) -> None:
+    status = await w.scalar(select(Certificate.status).where(Certificate.number == CERTIFICATE))
+    revoked = CertificateStatus.REVOKED.value
+    assert status == (revoked if actor == "admin" else CertificateStatus.ISSUED.value)
+
+
+async def reissued_by_admin_only(w: LearningWorld, actor: str, body: Any) -> None:
+    await w.api.app[keys.BROKER].wait_all()  # type: ignore[attr-defined]
+    when = await w.scalar(select(Certificate.reissued_at).where(Certificate.number == CERTIFICATE))
+    assert (when is not None) == (actor == "admin")
+
+
+CERTIFICATE_ROWS: list[LearningRow] = [
+    # Anyone may verify a number; the answer shows name, course and date only.
+    LearningRow("GET", "/api/v1/certificates/{number}/verify", public(200), certificate_path),
+    # The PDF: its learner, the course's instructors, admins; 404 for everyone else.
+    LearningRow(
+        "GET",
+        "/api/v1/certificates/{number}/pdf",
+        signed_in(
+            404,
+            "certificate_not_found",
+            student=(200, None),
+            instructor=(200, None),
+            admin=(200, None),
+        ),
+        certificate_path,
+    ),
+    LearningRow(
+        "GET",
+        "/api/v1/users/me/certificates",
+        signed_in(200),
+        send_learning(),
+        lists_own_certificates,
+    ),
+    LearningRow(
+        "POST",
+        "/api/v1/admin/certificates/{number}/revoke",
+        admin_only(200),
+        revoke_body,
+        revoked_by_admin_only,
+    ),
+    LearningRow(
+        "POST",
+        "/api/v1/admin/certificates/{number}/reissue",
+        admin_only(202),
+        certificate_path,
+        reissued_by_admin_only,
+    ),
+]
+
+ROWS: list[LearningRow] = COURSE_ROWS + OUTLINE_ROWS + ENROLLMENT_ROWS + CERTIFICATE_ROWS
 
 CELLS = [pytest.param(actor, row, id=row.id_for(actor)) for row in ROWS for actor in ACTORS]
 

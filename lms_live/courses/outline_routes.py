@@ -30,13 +30,19 @@ from lms_live.courses.outline_schemas import (
 )
 from lms_live.enrollments.events import publish_progress
 from lms_live.enrollments.progress import ProgressChange
+from lms_live.enrollments.service import on_course_completed
 
 routes = RouteTable()
 TAGS = ["outline"]
 TEACHERS = ["instructor", "admin"]
 
 
-def _publish(request: web.Request, work: UnitOfWork, changes: list[ProgressChange]) -> None:
+async def _publish(request: web.Request, work: UnitOfWork, changes: list[ProgressChange]) -> None:
+    """After an outline change that moved progress: completions it caused get their
+    certificate (a required lesson removed can complete a course), then the events."""
+    for change in changes:
+        if change.course_completed:
+            await on_course_completed(work, change)
     if changes:
         work.after_commit(lambda: publish_progress(request.app, changes))
 
@@ -145,7 +151,7 @@ async def delete_section(request: web.Request, path: SectionPath) -> None:
         changes = await outline.remove_section(
             work.session, principal=principal, section_id=path.section_id
         )
-        _publish(request, work, changes)
+        await _publish(request, work, changes)
 
 
 # --------------------------------------------------------------------------- lessons
@@ -178,7 +184,7 @@ async def create_lesson(
             values=values,
             position=body.position,
         )
-        _publish(request, work, edited.progress)
+        await _publish(request, work, edited.progress)
         return _lesson(edited.value)
 
 
@@ -207,7 +213,7 @@ async def update_lesson(
             kind=body.kind,
             position=body.position,
         )
-        _publish(request, work, edited.progress)
+        await _publish(request, work, edited.progress)
         return _lesson(edited.value)
 
 
@@ -224,7 +230,7 @@ async def delete_lesson(request: web.Request, path: LessonPath) -> None:
         changes = await outline.remove_lesson(
             work.session, principal=principal, lesson_id=path.lesson_id
         )
-        _publish(request, work, changes)
+        await _publish(request, work, changes)
 
 
 @routes.get(

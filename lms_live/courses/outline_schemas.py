@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     HttpUrl,
     StrictBool,
+    StrictInt,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -77,9 +78,9 @@ Title = Annotated[
 MarkdownBody = Annotated[str, Field(max_length=100_000), AfterValidator(_no_nul)]
 VideoUrl = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_http_url)]
 FileRef = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_storage_key)]
-Duration = Annotated[int, Field(ge=1, le=86_400, description="Length in seconds.")]
+Duration = Annotated[StrictInt, Field(ge=1, le=86_400, description="Length in seconds.")]
 Position = Annotated[
-    int,
+    StrictInt,
     Field(ge=0, le=MAX_POSITION, description="0-based place among its siblings."),
 ]
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lms_live.auth.models import User
+from lms_live.certificates.tasks import ISSUE as ISSUE_CERTIFICATE
 from lms_live.core.db import like_contains, utcnow
 from lms_live.core.errors import (
     ConcurrentUpdate,
@@ -286,8 +287,8 @@ async def complete_lesson(
 
 async def on_course_completed(work: UnitOfWork, change: ProgressChange) -> None:
     """The learner has just completed the course (once per enrollment, in the transaction
-    that completed it): the certificate task is enqueued here with `work.enqueue`, so it is
-    sent only after the commit."""
+    that completed it): their certificate is queued, sent only after the commit."""
+    work.enqueue(ISSUE_CERTIFICATE, enrollment_id=str(change.enrollment_id))
 
 
 async def open_lesson(session: AsyncSession, *, user_id: uuid.UUID, lesson_id: uuid.UUID) -> None:

@@ -44,7 +44,7 @@ from lms_live.worker.stream import LmsStreamBroker
 
 log = logging.getLogger("lms_live.worker")
 
-TASK_MODULES = ("lms_live.emails.tasks", "lms_live.system.tasks")
+TASK_MODULES = ("lms_live.emails.tasks", "lms_live.system.tasks", "lms_live.certificates.tasks")
 CONSUMER_GROUP = "lms-workers"
 
 TaskFunction = Callable[..., Awaitable[Any]]

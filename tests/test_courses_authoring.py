@@ -389,6 +389,23 @@ async def test_edit_course_fields(api: Api) -> None:
     assert no_tags["tags"] == []
 
 
+async def test_cover_image_reference(api: Api) -> None:
+    _, headers = await teacher(api)
+    course = await create(api, headers, cover_file="covers/rivers.png")
+    assert course["cover_file"] == "covers/rivers.png"
+    url = f"{COURSES}/{course['id']}"
+    changed = await api.client.patch(url, json={"cover_file": "covers/v2.png"}, headers=headers)
+    assert (await changed.json())["cover_file"] == "covers/v2.png"
+    for bad in ("../etc/passwd", "/abs/key.png", "a b.png", ""):
+        refused = await api.client.patch(url, json={"cover_file": bad}, headers=headers)
+        assert refused.status == 422, bad
+    stored = await course_row(api, course["id"])
+    assert stored is not None
+    assert stored.cover_file == "covers/v2.png"
+    cleared = await api.client.patch(url, json={"cover_file": None}, headers=headers)
+    assert (await cleared.json())["cover_file"] is None
+
+
 async def test_edit_refuses_empty_and_null_and_invalid(api: Api) -> None:
     _, headers = await teacher(api)
     course = await create(api, headers, title="Stable")

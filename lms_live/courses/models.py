@@ -49,6 +49,9 @@ class Course(IdMixin, TimestampMixin, Base):
         CheckConstraint("price_minor >= 0", name="price_minor"),
         CheckConstraint("enrollment_count >= 0", name="enrollment_count"),
         Index("ix_course_status_published_at", "status", "published_at"),
+        # sort=popular: read backwards, it yields enrollment_count DESC, published_at DESC
+        # NULLS FIRST (the catalog's order) without sorting every published course.
+        Index("ix_course_status_popular", "status", "enrollment_count", "published_at"),
     )
 
     slug: Mapped[str] = mapped_column(String(120), unique=True)

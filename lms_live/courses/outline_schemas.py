@@ -19,16 +19,14 @@ from pydantic import (
     HttpUrl,
     StrictBool,
     StrictInt,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 
-from lms_live.core.errors import BadRequest
-from lms_live.core.storage import check_key
 from lms_live.courses.models import LessonKind
+from lms_live.courses.schemas import FileRef, Title, no_nul
 
 MAX_POSITION = 10_000
 # Outline bodies stay well under MAX_BODY_BYTES (1 MiB by default) even one item over the
@@ -36,19 +34,6 @@ MAX_POSITION = 10_000
 MAX_SECTIONS = 200
 MAX_LESSONS_PER_SECTION = 500
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
-
-
-def _printable(value: str) -> str:
-    """No control characters in one-line text (PostgreSQL refuses NUL; the rest is noise)."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("control characters are not allowed")
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("NUL characters are not allowed")
-    return value
 
 
 def _http_url(value: str) -> str:
@@ -63,21 +48,8 @@ def _http_url(value: str) -> str:
     return normalised
 
 
-def _storage_key(value: str) -> str:
-    try:
-        return check_key(value)
-    except BadRequest as exc:
-        raise ValueError("must be a storage key (letters, digits, '_', '.', '-', '/')") from exc
-
-
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_printable),
-]
-MarkdownBody = Annotated[str, Field(max_length=100_000), AfterValidator(_no_nul)]
+MarkdownBody = Annotated[str, Field(max_length=100_000), AfterValidator(no_nul)]
 VideoUrl = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_http_url)]
-FileRef = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_storage_key)]
 Duration = Annotated[StrictInt, Field(ge=1, le=86_400, description="Length in seconds.")]
 Position = Annotated[
     StrictInt,

@@ -229,6 +229,7 @@ async def create_course(request: web.Request, body: CourseIn) -> CourseOut:
         price_minor=body.price_minor,
         currency=body.currency,
         slug=body.slug,
+        cover_file=body.cover_file,
     )
     async with unit_of_work(request.app) as work:
         detail = await service.create_course(work.session, principal=principal, draft=draft)

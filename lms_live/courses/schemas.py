@@ -25,6 +25,8 @@ from pydantic import (
 )
 from slugify import slugify
 
+from lms_live.core.errors import BadRequest
+from lms_live.core.storage import check_key
 from lms_live.courses.models import CourseStatus, LessonKind, Level
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -48,10 +50,18 @@ def _plain_text(value: str) -> str:
     return value
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
+    """Refuse NUL (PostgreSQL text cannot hold it)."""
     if "\x00" in value:
         raise ValueError("NUL characters are not allowed")
     return value
+
+
+def _storage_key(value: str) -> str:
+    try:
+        return check_key(value)
+    except BadRequest as exc:
+        raise ValueError("must be a storage key (letters, digits, '_', '.', '-', '/')") from exc
 
 
 def normalise_tag(value: str) -> str:
@@ -71,11 +81,12 @@ Title = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_one_line),
 ]
+FileRef = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_storage_key)]
 Summary = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_plain_text)
 ]
 Description = Annotated[
-    str, Field(max_length=50_000, description="Markdown."), AfterValidator(_no_nul)
+    str, Field(max_length=50_000, description="Markdown."), AfterValidator(no_nul)
 ]
 Language = Annotated[
     str,
@@ -254,11 +265,14 @@ class CourseIn(_In):
     price_minor: Price = 0
     currency: Currency = "EUR"
     slug: Slug | None = Field(None, description="Generated from the title when left out.")
+    cover_file: FileRef | None = Field(
+        None, description="Storage key of the cover image (the files API will upload it)."
+    )
 
 
 class CoursePatchIn(_In):
-    """Any subset of the course's fields; `summary` and `description` may be null (cleared),
-    the others may be left out but not null."""
+    """Any subset of the course's fields; `summary`, `description` and `cover_file` may be
+    null (cleared), the others may be left out but not null."""
 
     NOT_NULL: ClassVar[tuple[str, ...]] = (
         "title",
@@ -279,6 +293,7 @@ class CoursePatchIn(_In):
     price_minor: Price | None = None
     currency: Currency | None = None
     slug: Slug | None = None
+    cover_file: FileRef | None = None
 
     @field_validator("*", mode="before")
     @classmethod

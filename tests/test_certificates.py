@@ -278,6 +278,51 @@ async def test_a_failed_render_is_logged_counted_and_retried(
     assert calls == 2
 
 
+async def test_a_learner_not_told_is_told_on_the_retry_without_a_new_render(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PDF was stored but queueing the email failed: the retry renders nothing and sends
+    the one email (at least once, never lost)."""
+    from lms_live.certificates import render, tasks
+
+    renders = 0
+    real_render, real_email = render.render_certificate, tasks._email
+
+    async def counted(content: render.CertificateContent) -> bytes:
+        nonlocal renders
+        renders += 1
+        return await real_render(content)
+
+    failures = 1
+
+    async def flaky_email(*args: Any, **kwargs: Any) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("the task queue is down")
+        await real_email(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_certificate", counted)
+    monkeypatch.setattr(tasks, "_email", flaky_email)
+    world = await completed_enrollment(api)
+    metrics = api.app[keys.METRICS]
+    await run_issue(api, world.enrollment.id)
+    [stored] = await certificates_of(api, world.enrollment.id)
+    assert stored.storage_key is not None
+    assert stored.notified_at is None  # owed
+    async with asyncio.timeout(15):  # the retry comes after a backoff of 2-3 s
+        while metrics.tasks.labels(ISSUE, "ok")._value.get() < 1:
+            await asyncio.sleep(0.05)
+    [mail] = await api.mails(1)
+    assert stored.number in str(mail["Subject"]) + str(mail.get_body())
+    [told] = await certificates_of(api, world.enrollment.id)
+    assert told.notified_at is not None
+    assert (told.sha256, renders) == (stored.sha256, 1)
+    await run_issue(api, world.enrollment.id)  # once told, a further run tells nobody
+    await asyncio.sleep(0.3)
+    assert len(api.inbox.messages) == 1
+
+
 # --------------------------------------------------------------------------- public check
 
 

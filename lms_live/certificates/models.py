@@ -59,3 +59,6 @@ class Certificate(IdMixin, TimestampMixin, Base):
     size_bytes: Mapped[int | None]
     issued_at: Mapped[datetime | None]
     reissued_at: Mapped[datetime | None]
+    # When the learner was told (socket event sent, email queued); None while a telling is
+    # owed: a retried task tells again rather than never (at least once).
+    notified_at: Mapped[datetime | None]

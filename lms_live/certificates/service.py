@@ -215,6 +215,13 @@ async def record_pdf(
         certificate.reissued_at = now
     else:
         certificate.issued_at = now
+    certificate.notified_at = None
+    return await _recorded(session, certificate, previous)
+
+
+async def _recorded(
+    session: AsyncSession, certificate: Certificate, previous: str | None
+) -> Recorded:
     learner = await session.get(User, certificate.user_id)
     return Recorded(
         certificate=certificate,
@@ -222,6 +229,27 @@ async def record_pdf(
         learner_email=learner.email if learner is not None else "",
         learner_active=learner is not None and learner.is_active,
     )
+
+
+async def owed_notification(session: AsyncSession, *, enrollment_id: uuid.UUID) -> Recorded | None:
+    """The enrollment's stored, issued certificate whose learner was not told yet (a run that
+    stored it failed before telling), else None."""
+    certificate = await _by_enrollment(session, enrollment_id)
+    if (
+        certificate is None
+        or certificate.storage_key is None
+        or certificate.notified_at is not None
+        or certificate.status != CertificateStatus.ISSUED.value
+    ):
+        return None
+    return await _recorded(session, certificate, certificate.storage_key)
+
+
+async def mark_notified(session: AsyncSession, *, certificate_id: uuid.UUID) -> None:
+    """The learner was told about this rendering."""
+    certificate = await session.get(Certificate, certificate_id, with_for_update=True)
+    if certificate is not None:
+        certificate.notified_at = utcnow()
 
 
 async def get_issued(session: AsyncSession, *, number: str) -> Certificate:

@@ -5,8 +5,10 @@ transaction, a short transaction to record it, then the effects: the learner's s
 `certificate_ready {number, course_id, course_title, download_url}` on `/notifications`
 (room `user:<id>`) and an email with the PDF attached (its own task, retried on its own).
 Both tasks are idempotent: a run after the PDF is stored (or after the requested reissue
-happened) does nothing. A failed render or upload raises, so the broker retries with backoff
-and counts the failure (`lms_tasks_total{outcome="error"}`).
+happened) renders nothing; it only tells the learner when an earlier run stored the PDF but
+failed before telling them (`certificate.notified_at` is set last: at least once). A failed
+render, upload or email send raises, so the broker retries with backoff and counts the
+failure (`lms_tasks_total{outcome="error"}`).
 """
 
 from __future__ import annotations
@@ -44,8 +46,15 @@ async def issue_certificate(enrollment_id: str, ctx: Context = TaskiqDepends()) 
     res = resources(ctx)
     async with res.database.transaction() as session:
         job = await service.prepare_issue(session, enrollment_id=enrollment)
+        owed = (
+            None
+            if job is not None
+            else await service.owed_notification(session, enrollment_id=enrollment)
+        )
     if job is not None:
         await _render_and_record(res, ctx.broker, job)
+    elif owed is not None:  # stored by an earlier run that failed to tell the learner
+        await _notify(res, ctx.broker, owed, reissued=False)
 
 
 @task(REISSUE, retries=5)
@@ -127,8 +136,18 @@ async def _notify(
         )
     except Exception:  # the certificate is stored; the list endpoint still shows it
         log.exception("could not push %s for certificate %s", READY_EVENT, certificate.number)
-    if not (recorded.learner_active and recorded.learner_email):
-        return
+    if recorded.learner_active and recorded.learner_email:
+        await _email(res, broker, recorded, reissued=reissued)
+    # Only now: a failure above raises, the task is retried, and the learner is told then.
+    async with res.database.transaction() as session:
+        await service.mark_notified(session, certificate_id=certificate.id)
+
+
+async def _email(
+    res: TaskResources, broker: AsyncBroker, recorded: service.Recorded, *, reissued: bool
+) -> None:
+    certificate = recorded.certificate
+    public_url = res.settings.public_url
     assert certificate.storage_key is not None
     await enqueue(
         broker,

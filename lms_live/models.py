@@ -8,4 +8,5 @@ def load_models() -> None:
     import lms_live.auth.models
     import lms_live.certificates.models
     import lms_live.courses.models
-    import lms_live.enrollments.models  # noqa: F401
+    import lms_live.enrollments.models
+    import lms_live.quizzes.models  # noqa: F401

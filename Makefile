@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench-http bench-catalog
+.PHONY: install run test lint bench-http bench-catalog bench-quiz
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ bench-http: install
 
 bench-catalog: install
 	$(PY) bench/catalog.py
+
+bench-quiz: install
+	$(PY) bench/quiz.py

@@ -133,6 +133,7 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
         storage=app[keys.STORAGE],
         emitter=ServerEmitter(app[keys.SIO]),
         metrics=app[keys.METRICS],
+        streams=app[keys.STREAMS],
     )
     app[keys.BROKER] = broker
     await broker.startup()

@@ -11,8 +11,8 @@ Object-level rows use "the other student" as the victim: their session, their pe
 factor, their account record. For the other student themselves the same request is on their
 own object, which is the positive control of that row.
 
-`test_matrix_covers_every_endpoint` fails when the app gains an endpoint without a row here or
-in the learning matrix (tests/test_authz_learning.py).
+`test_matrix_covers_every_endpoint` fails when the app gains an endpoint without a row here, in
+the learning matrix (tests/test_authz_learning.py) or in the quiz matrix (tests/test_authz_quiz.py).
 """
 
 from __future__ import annotations
@@ -548,8 +548,9 @@ async def test_authorization(api: Api, actor: str, row: Row) -> None:
 
 def test_matrix_covers_every_endpoint(app: web.Application) -> None:
     from tests.test_authz_learning import ROWS as LEARNING_ROWS
+    from tests.test_authz_quiz import ROWS as QUIZ_ROWS
 
-    rows = ROWS + [row.as_row() for row in LEARNING_ROWS]
+    rows = ROWS + [row.as_row() for row in LEARNING_ROWS] + [row.as_row() for row in QUIZ_ROWS]
     served = {(spec.method, spec.path) for spec in app[keys.ROUTES] if spec.in_schema}
     covered = {(row.method, row.path) for row in rows}
     assert served - NOT_REQUIRED - covered == set(), "endpoints without a row in a matrix"

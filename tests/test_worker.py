@@ -287,7 +287,7 @@ async def test_scheduler_runs_periodic_tasks_and_retries(
     worker = spawn("worker")
     scheduler = spawn("scheduler")
     await worker.wait_for_line("worker started")
-    await scheduler.wait_for_line("scheduler started with 1 periodic tasks")
+    await scheduler.wait_for_line("scheduler started with 2 periodic tasks")
     for _ in range(200):
         if await redis.get(HEARTBEAT_KEY):
             break

@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from lms_live import keys
-from lms_live.core.realtime import ServerEmitter, user_room
-from lms_live.core.streams import publish
+from lms_live.core.realtime import Emitter, ServerEmitter, user_room
+from lms_live.core.streams import StreamLog, publish
 from lms_live.enrollments.progress import ProgressChange
 
 log = logging.getLogger("lms_live.progress")
@@ -39,9 +39,19 @@ async def to_course(
     app: web.Application, course_id: uuid.UUID | str, event: str, data: dict[str, Any]
 ) -> None:
     """One event on a course's stream (its instructors' dashboards)."""
+    await _course_event(app[keys.STREAMS], ServerEmitter(app[keys.SIO]), course_id, event, data)
+
+
+async def _course_event(
+    streams: StreamLog,
+    emitter: Emitter,
+    course_id: uuid.UUID | str,
+    event: str,
+    data: dict[str, Any],
+) -> None:
     await publish(
-        app[keys.STREAMS],
-        ServerEmitter(app[keys.SIO]),
+        streams,
+        emitter,
         stream=course_stream(course_id),
         event=event,
         data=data,
@@ -50,13 +60,12 @@ async def to_course(
     )
 
 
-async def to_learner(
-    app: web.Application, user_id: uuid.UUID | str, event: str, data: dict[str, Any]
+async def _learner_event(
+    streams: StreamLog, emitter: Emitter, user_id: uuid.UUID | str, event: str, data: dict[str, Any]
 ) -> None:
-    """One event on a learner's own stream."""
     await publish(
-        app[keys.STREAMS],
-        ServerEmitter(app[keys.SIO]),
+        streams,
+        emitter,
         stream=learner_stream(user_id),
         event=event,
         data=data,
@@ -71,6 +80,19 @@ async def publish_progress(
     """After a commit: tell the learners and their courses' dashboards what changed. A failed
     publish is logged, never raised: the change is committed and clients catch up by `seq`
     or snapshot."""
+    await publish_progress_with(
+        app[keys.STREAMS], ServerEmitter(app[keys.SIO]), changes, lesson_id=lesson_id
+    )
+
+
+async def publish_progress_with(
+    streams: StreamLog,
+    emitter: Emitter,
+    changes: list[ProgressChange],
+    *,
+    lesson_id: uuid.UUID | None = None,
+) -> None:
+    """`publish_progress` from anywhere: a worker passes its stream log and emitter."""
     for change in changes:
         base = {"course_id": str(change.course_id), "user_id": str(change.user_id)}
         events: list[tuple[str, dict[str, Any]]] = []
@@ -93,7 +115,7 @@ async def publish_progress(
             )
         try:
             for event, data in events:
-                await to_course(app, change.course_id, event, data)
-                await to_learner(app, change.user_id, event, data)
+                await _course_event(streams, emitter, change.course_id, event, data)
+                await _learner_event(streams, emitter, change.user_id, event, data)
         except Exception:
             log.exception("progress events of enrollment %s not published", change.enrollment_id)

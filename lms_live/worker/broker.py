@@ -15,7 +15,7 @@ import asyncio
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskiq import (
@@ -39,12 +39,18 @@ from lms_live.core.metrics import Metrics
 from lms_live.core.realtime import Emitter
 from lms_live.core.redis import KeyValueStore
 from lms_live.core.storage import Storage
+from lms_live.core.streams import MemoryStreamLog, StreamLog
 from lms_live.settings import Settings
 from lms_live.worker.stream import LmsStreamBroker
 
 log = logging.getLogger("lms_live.worker")
 
-TASK_MODULES = ("lms_live.emails.tasks", "lms_live.system.tasks", "lms_live.certificates.tasks")
+TASK_MODULES = (
+    "lms_live.emails.tasks",
+    "lms_live.system.tasks",
+    "lms_live.certificates.tasks",
+    "lms_live.quizzes.tasks",
+)
 CONSUMER_GROUP = "lms-workers"
 
 TaskFunction = Callable[..., Awaitable[Any]]
@@ -92,6 +98,7 @@ class TaskResources:
     storage: Storage
     emitter: Emitter
     metrics: Metrics
+    streams: StreamLog = field(default_factory=MemoryStreamLog)
 
 
 def resources(context: Context) -> TaskResources:

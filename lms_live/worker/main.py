@@ -28,6 +28,7 @@ from lms_live.core.metrics import Metrics
 from lms_live.core.realtime import ManagerEmitter, close_manager, make_client_manager
 from lms_live.core.redis import MemoryKeyValue, RedisKeyValue, make_redis
 from lms_live.core.storage import open_storage
+from lms_live.core.streams import MemoryStreamLog, RedisStreamLog
 from lms_live.settings import Settings
 from lms_live.worker.broker import (
     TaskResources,
@@ -58,6 +59,7 @@ async def build_resources(settings: Settings) -> TaskResources:
         storage=await open_storage(settings),
         emitter=ManagerEmitter(manager),
         metrics=Metrics(),
+        streams=RedisStreamLog(redis) if redis is not None else MemoryStreamLog(),
     )
 
 

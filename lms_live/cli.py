@@ -177,7 +177,7 @@ def create_admin(email: str, full_name: str, password: str) -> None:
     help="Password of every demo account (default: a random one, printed at the end).",
 )
 def demo(learners: int, password: str | None) -> None:
-    """Seed demo data: an instructor, learners and a course they follow (idempotent)."""
+    """Seed demo data: an instructor, learners, a course they follow and its quiz (idempotent)."""
     from lms_live.seed import seed_demo
 
     settings = load_settings()
@@ -192,6 +192,7 @@ def demo(learners: int, password: str | None) -> None:
     click.echo(f"learners:   {summary.first_learner} ... ({summary.learners} in all)")
     click.echo(f"created {summary.created}, already present {summary.existing}")
     click.echo(f"course:     {summary.course} (published, every demo learner enrolled)")
+    click.echo("quiz:       Rivers check (4 questions, 10 minutes, its optional quiz lesson)")
     click.echo(f"password of every demo account: {password}")
 
 

@@ -15,6 +15,17 @@ from lms_live.core.db import Database, make_engine, utcnow
 from lms_live.courses.models import Course, CourseStatus, CourseTag, Lesson, LessonKind, Section
 from lms_live.enrollments.models import Enrollment, LessonCompletion
 from lms_live.enrollments.progress import recompute_enrollment
+from lms_live.quizzes.models import Question, QuestionTag, QuestionVersion, Quiz, QuizSlot
+from lms_live.quizzes.spec import (
+    AcceptedText,
+    Choice,
+    NumericAnswer,
+    NumericSpec,
+    QuestionSpec,
+    ShortTextSpec,
+    SingleChoiceSpec,
+    TrueFalseSpec,
+)
 from lms_live.settings import Settings
 
 DEMO_DOMAIN = "demo.example.org"  # RFC 2606: never a real mailbox, and accepted at sign-in
@@ -122,8 +133,9 @@ async def seed_demo(
 async def _demo_course(
     session: AsyncSession, *, instructor: str, learners: list[tuple[str, str, Role]]
 ) -> None:
-    """The demo course and its enrollments (skipped when the course exists). Learner n has
-    completed the first n mod 9 lessons: some have not started, some are done."""
+    """The demo course, its quiz and its enrollments (skipped when the course exists). Learner
+    n has completed the first n mod 9 of the eight required lessons: some have not started,
+    some are done. The quiz is an optional ninth lesson (it does not change the percents)."""
     if await session.scalar(select(func.count()).where(Course.slug == DEMO_COURSE)):
         return
     owner = await accounts.get_by_email(session, email=instructor)
@@ -133,7 +145,7 @@ async def _demo_course(
         title="Rivers of the world",
         summary="From the first spring to the delta: how rivers shape the land and our lives.",
         description="A short demo course.\n\n- eight lessons in three sections\n"
-        "- the first lesson is a free preview",
+        "- the first lesson is a free preview\n- an optional quiz to close",
         level="beginner",
         owner_id=owner.id,
         status=CourseStatus.PUBLISHED.value,
@@ -163,6 +175,7 @@ async def _demo_course(
             session.add(lesson)
             lessons.append(lesson)
     await session.flush()
+    await _demo_quiz(session, course=course, section_id=lessons[-1].section_id, owner_id=owner.id)
     emails = [email for email, _, _ in learners]
     users = list(await session.scalars(select(User).where(User.email.in_(emails))))
     users.sort(key=lambda u: u.email)
@@ -180,3 +193,77 @@ async def _demo_course(
         await session.flush()
         await recompute_enrollment(session, enrollment=enrollment)
     course.enrollment_count = len(users)
+
+
+# The demo quiz: (prompt, spec) in the bank, tagged "rivers", all fixed slots.
+DEMO_QUESTIONS: list[tuple[str, QuestionSpec]] = [
+    (
+        "Which is the longest river in Europe?",
+        SingleChoiceSpec(
+            options=[
+                Choice(id="a", text="The Volga", correct=True),
+                Choice(id="b", text="The Danube"),
+                Choice(id="c", text="The Rhine"),
+            ]
+        ),
+    ),
+    ("An oxbow lake forms from a cut-off meander.", TrueFalseSpec(answer=True)),
+    (
+        "Name the place where a river meets the sea and fans out into branches.",
+        ShortTextSpec(accepted=[AcceptedText(text="delta")]),
+    ),
+    (
+        "About how many kilometres long is the Nile (to the nearest 100)?",
+        NumericSpec(answers=[NumericAnswer(value=6650, tolerance=100)]),
+    ),
+]
+
+
+async def _demo_quiz(
+    session: AsyncSession, *, course: Course, section_id: uuid.UUID, owner_id: uuid.UUID
+) -> None:
+    """A published 10-minute quiz of four questions behind an optional quiz lesson."""
+    quiz = Quiz(
+        course_id=course.id,
+        title="Rivers check",
+        instructions="Four questions, ten minutes. Your answers are saved as you go.",
+        published=True,
+        time_limit_seconds=600,
+        max_attempts=3,
+        pass_percent=75.0,
+        shuffle_options=True,
+        review_policy={},
+    )
+    session.add(quiz)
+    await session.flush()
+    for position, (prompt, spec) in enumerate(DEMO_QUESTIONS):
+        question = Question(course_id=course.id, title=prompt[:80], created_by=owner_id)
+        session.add(question)
+        await session.flush()
+        session.add_all(
+            [
+                QuestionVersion(
+                    question_id=question.id,
+                    version=1,
+                    type=spec.type.value,
+                    prompt=prompt,
+                    points=1.0,
+                    body=spec.model_dump(mode="json"),
+                ),
+                QuestionTag(question_id=question.id, tag="rivers"),
+                QuizSlot(quiz_id=quiz.id, position=position, question_id=question.id),
+            ]
+        )
+    count = await session.scalar(select(func.count()).where(Lesson.section_id == section_id))
+    session.add(
+        Lesson(
+            section_id=section_id,
+            course_id=course.id,
+            title="Rivers check (quiz)",
+            kind=LessonKind.QUIZ.value,
+            position=int(count or 0),
+            quiz_id=quiz.id,
+            is_required=False,
+        )
+    )
+    await session.flush()

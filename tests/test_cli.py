@@ -134,8 +134,17 @@ def test_create_admin_demo_and_migrate(tmp_path: Path) -> None:
                 "ORDER BY email"
             )
         ]
+        quiz = db.execute(
+            "SELECT q.title, q.published, count(s.id) FROM quiz q JOIN quiz_slot s"
+            " ON s.quiz_id = q.id GROUP BY q.id"
+        ).fetchall()
+        quiz_lesson = db.execute(
+            "SELECT is_required FROM lesson WHERE kind = 'quiz' AND quiz_id IS NOT NULL"
+        ).fetchall()
     assert courses == [("demo-rivers-of-the-world", "published", 5)]  # once, despite the rerun
-    assert lessons == 8
+    assert lessons == 9  # eight required, and the optional quiz lesson
+    assert quiz == [("Rivers check", 1, 4)]
+    assert quiz_lesson == [(0,)]
     assert percents == [12.5, 25.0, 37.5, 50.0, 62.5]  # learner n completed n lessons of 8
 
     down = subprocess.run([*LMS, "migrate", "downgrade", "base"], **run)  # type: ignore[call-overload]

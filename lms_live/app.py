@@ -51,7 +51,7 @@ from lms_live.enrollments.namespace import ProgressNamespace, keep_presence
 from lms_live.notifications.namespace import NAMESPACE as NOTIFICATIONS
 from lms_live.notifications.namespace import NotificationsNamespace
 from lms_live.paths import STATIC
-from lms_live.quizzes import attempt_routes, bank_routes
+from lms_live.quizzes import analysis_routes, attempt_routes, bank_routes
 from lms_live.settings import Settings
 from lms_live.system import docs
 from lms_live.system import routes as system_routes
@@ -74,6 +74,7 @@ def api_routes() -> RouteTable:
         certificate_routes,
         bank_routes,
         attempt_routes,
+        analysis_routes,
         docs,
     ):
         table.extend(module.routes)

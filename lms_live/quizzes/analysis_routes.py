@@ -1,0 +1,7 @@
+"""HTTP endpoints of quiz item analysis and result exports (being built)."""
+
+from __future__ import annotations
+
+from lms_live.core.http import RouteTable
+
+routes = RouteTable()

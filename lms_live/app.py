@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import aiohttp_cors
 from aiohttp import web
+from taskiq import InMemoryBroker
 
 from lms_live import __version__, keys
 from lms_live.auth import routes as auth_routes
@@ -57,7 +58,7 @@ from lms_live.system import docs
 from lms_live.system import routes as system_routes
 from lms_live.web.auth_pages import setup_pages
 from lms_live.web.session import setup_sessions
-from lms_live.worker.broker import TaskResources, make_broker
+from lms_live.worker.broker import TaskResources, make_broker, run_periodic
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
@@ -138,7 +139,18 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.BROKER] = broker
     await broker.startup()
+    # No Redis, no scheduler process: this process sends the periodic tasks (the quiz
+    # sweeper, the heartbeat) itself.
+    stop = asyncio.Event()
+    periodic = (
+        asyncio.create_task(run_periodic(broker, stop))
+        if settings.redis_url is None and isinstance(broker, InMemoryBroker)
+        else None
+    )
     yield
+    stop.set()
+    if periodic is not None:
+        await periodic
     wait_all = getattr(broker, "wait_all", None)
     if wait_all is not None:  # in-process tasks already accepted must finish
         await wait_all()

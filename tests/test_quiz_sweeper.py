@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from taskiq import InMemoryBroker
 
 from lms_live import keys
 from lms_live.core.db import utcnow
@@ -21,7 +23,7 @@ from lms_live.enrollments.models import LessonCompletion
 from lms_live.quizzes import attempts
 from lms_live.quizzes.models import Answer, Attempt
 from lms_live.quizzes.tasks import SWEEP
-from lms_live.worker.broker import enqueue
+from lms_live.worker.broker import enqueue, periodic_intervals, run_periodic
 from tests.authkit import Api
 from tests.test_quiz_attempts import (
     SINGLE,
@@ -246,3 +248,47 @@ async def test_a_save_in_flight_holds_the_sweeper_off(api: Api) -> None:
         )
         assert await asyncio.wait_for(sweep(api, later), 5) == 0
     assert await sweep(api, later) == 1
+
+
+# --------------------------------------------------------------------------- embedded default
+
+
+async def test_run_periodic_sends_each_interval_task_on_time_and_stops() -> None:
+    broker = InMemoryBroker(await_inplace=True)
+    ran: list[float] = []
+
+    async def tick() -> None:
+        ran.append(asyncio.get_running_loop().time())
+
+    broker.register_task(tick, task_name="test.tick")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    job = asyncio.create_task(run_periodic(broker, stop, intervals=[("test.tick", 0.05)]))
+    await asyncio.sleep(0.32)
+    stop.set()
+    await asyncio.wait_for(job, 1)
+    assert 4 <= len(ran) <= 7, ran
+    assert ran[0] - started >= 0.045  # first run one interval after the start
+    assert (SWEEP, 5.0) in periodic_intervals()
+
+
+async def test_the_embedded_default_sweeps_overdue_attempts_itself(
+    aiohttp_client: Any, tmp_path: Path, worker_id: str
+) -> None:
+    """No Redis and no scheduler process (`make run`): serve sends the sweeper itself."""
+    from lms_live import migrations
+    from lms_live.app import create_app
+    from tests.conftest import SmtpInbox, make_settings
+
+    settings = make_settings(tmp_path, worker_id, pg_url=None)
+    await asyncio.to_thread(migrations.upgrade, "head", url=settings.effective_database_url)
+    api = Api(await aiohttp_client(create_app(settings)), SmtpInbox())
+    use_clock(api, utcnow() - timedelta(hours=1))  # the attempt is long overdue in real time
+    made = await make_quiz(api, time_limit_seconds=60)
+    _, attempt = await abandoned_attempt(api, made)
+    async with asyncio.timeout(12):  # the sweeper runs every 5 s
+        while (await attempt_row(api, attempt["id"])).status == "in_progress":
+            await asyncio.sleep(0.2)
+    row = await attempt_row(api, attempt["id"])
+    assert (row.status, row.submitted_by, row.score) == ("submitted", "sweeper", 1.0)

@@ -236,6 +236,46 @@ def bind_resources(
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
 
 
+def periodic_intervals() -> list[tuple[str, float]]:
+    """(task name, seconds) of every task scheduled by interval."""
+    return [
+        (spec.name, float(entry["interval"]))
+        for spec in task_specs().values()
+        for entry in spec.schedule
+        if "interval" in entry
+    ]
+
+
+async def run_periodic(
+    broker: AsyncBroker,
+    stop: asyncio.Event,
+    *,
+    intervals: list[tuple[str, float]] | None = None,
+) -> None:
+    """The scheduler's job inside `serve` on the embedded default (no Redis, so no scheduler
+    process): send each interval task when due, until `stop`. A failed send is logged and
+    tried again at the next interval."""
+    loop = asyncio.get_running_loop()
+    plan = periodic_intervals() if intervals is None else intervals
+    due = {name: loop.time() + seconds for name, seconds in plan}
+    while plan and not stop.is_set():
+        wait = max(0.0, min(due.values()) - loop.time())
+        try:
+            await asyncio.wait_for(stop.wait(), wait)
+            return
+        except TimeoutError:
+            pass
+        now = loop.time()
+        for name, seconds in plan:
+            if due[name] <= now:
+                due[name] = now + seconds
+                try:
+                    await enqueue(broker, name)
+                except Exception:
+                    log.exception("periodic task %s could not be sent", name)
+    await stop.wait()
+
+
 async def enqueue(broker: AsyncBroker, name: str, **kwargs: Any) -> None:
     """Send a task by name (the sender need not import the task's module)."""
     await AsyncKicker(task_name=name, broker=broker, labels=_labels_of(broker, name)).kiq(**kwargs)

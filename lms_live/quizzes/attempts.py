@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Select, delete, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -666,20 +668,14 @@ async def save_answer(
     question, version = await _question_at(session, attempt=attempt, position=position)
     spec = spec_of(version)
     parsed = _parse(spec, response, list(question.option_order))
+    first = await _insert_first_answer(
+        session, question=question, response=parsed, revision=revision, now=now
+    )
+    if first is not None:  # the common case: one statement
+        return Saved(first, position, _labelled(spec, first, question))
     stored = await _answer_of(session, attempt_question_id=question.id, lock=True)
     if stored is None:
-        answer = Answer(
-            attempt_question_id=question.id, response=parsed, revision=revision, saved_at=now
-        )
-        try:
-            async with session.begin_nested():
-                session.add(answer)
-        except IntegrityError:  # a concurrent first save won; judge against it
-            stored = await _answer_of(session, attempt_question_id=question.id, lock=True)
-            if stored is None:
-                raise ConcurrentUpdate() from None
-        else:
-            return Saved(answer, position, _labelled(spec, answer, question))
+        raise ConcurrentUpdate()  # inserted by someone else, then gone: a reset raced this
     if revision < stored.revision:
         raise StaleAnswer(details=[{"stored_revision": stored.revision}])
     if revision == stored.revision:
@@ -690,6 +686,38 @@ async def save_answer(
     stored.revision = revision
     stored.saved_at = now
     return Saved(stored, position, _labelled(spec, stored, question))
+
+
+async def _insert_first_answer(
+    session: AsyncSession,
+    *,
+    question: AttemptQuestion,
+    response: dict[str, Any],
+    revision: int,
+    now: datetime,
+) -> Answer | None:
+    """The question's first answer in one `INSERT ... ON CONFLICT DO NOTHING` (PostgreSQL and
+    SQLite); None when an answer exists already (a concurrent first save included: the unique
+    index makes this statement wait for it), which the caller then judges under a row lock."""
+    values = {
+        "id": uuid.uuid4(),
+        "attempt_question_id": question.id,
+        "response": response,
+        "revision": revision,
+        "saved_at": now,
+        "feedback": "",
+    }
+    dialect = session.get_bind().dialect.name
+    insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert_of(Answer)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Answer.attempt_question_id])
+        .returning(Answer.id)
+    )
+    if await session.scalar(statement) is None:
+        return None
+    return Answer(**values)
 
 
 def _labelled(spec: QuestionSpec, answer: Answer, question: AttemptQuestion) -> dict[str, Any]:

@@ -781,7 +781,41 @@ GRADING_ROWS: list[QuizRow] = [
     ),
 ]
 
-ROWS: list[QuizRow] = BANK_ROWS + QUIZ_ROWS + LEARNER_ROWS + GRADING_ROWS
+
+async def analyses_the_submitted_attempt(w: QuizWorld, actor: str, body: Any) -> None:
+    if teaches(actor):
+        assert (body["attempts"], body["learners"]) == (1, 1)
+        single, essay = body["questions"]
+        assert (single["question_id"], single["facility"]) == (str(w.id("single")), 1.0)
+        assert single["options"][0]["count"] == 1
+        assert (essay["question_id"], essay["pending"]) == (str(w.id("essay")), 1)
+
+
+async def exports_the_submitted_attempt(w: QuizWorld, actor: str, body: Any) -> None:
+    if teaches(actor):
+        header, row = body.splitlines()
+        assert header.endswith("Q1 Capital of France?,Q2 Why Paris?")
+        assert row.endswith(",1,")  # the choice right, the essay waiting for a grade
+
+
+ANALYSIS_ROWS: list[QuizRow] = [
+    QuizRow(
+        "GET",
+        "/api/v1/quizzes/{quiz_id}/analysis",
+        teachers_only(200),
+        on(quiz_id="quiz"),
+        analyses_the_submitted_attempt,
+    ),
+    QuizRow(
+        "GET",
+        "/api/v1/quizzes/{quiz_id}/results.csv",
+        teachers_only(200),
+        on(quiz_id="quiz"),
+        exports_the_submitted_attempt,
+    ),
+]
+
+ROWS: list[QuizRow] = BANK_ROWS + QUIZ_ROWS + LEARNER_ROWS + GRADING_ROWS + ANALYSIS_ROWS
 
 CELLS = [pytest.param(actor, row, id=row.id_for(actor)) for row in ROWS for actor in ACTORS]
 

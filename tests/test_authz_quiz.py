@@ -50,7 +50,6 @@ from tests.authkit import Api
 from tests.test_authz_learning import learners_only, teachers_only
 from tests.test_authz_matrix import (
     ACTORS,
-    ANONYMOUS,
     Expected,
     Row,
     World,
@@ -454,8 +453,8 @@ async def submitted_by_student_only(w: QuizWorld, actor: str, body: Any) -> None
 
 
 async def my_own_result_only(w: QuizWorld, actor: str, body: Any) -> None:
-    """Each caller's own attempts: the student's one, nobody else's, never the student's."""
-    if actor == ANONYMOUS:
+    """The student's own attempts (others are refused: not learners of the course)."""
+    if actor != "student":
         return
     ids = [item["id"] for item in body["attempts"]]
     assert ids == ([str(w.id("submitted"))] if actor == "student" else [])
@@ -729,7 +728,7 @@ LEARNER_ROWS: list[QuizRow] = [
     QuizRow(
         "GET",
         "/api/v1/quizzes/{quiz_id}/my-result",
-        signed_in(200),
+        learners_only(200, (403, "enrollment_required")),
         on(quiz_id="quiz"),
         my_own_result_only,
     ),

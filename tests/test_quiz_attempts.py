@@ -1261,3 +1261,14 @@ async def test_attempts_work_on_the_embedded_sqlite_default(
     async with api.app[keys.DATABASE].transaction() as session:
         assert await attempts.sweep_overdue(session, now=clock.now) == 1
     assert (await attempt_row(api, left["id"])).submitted_by == "sweeper"
+
+
+async def test_prompts_come_rendered_safely(api: Api) -> None:
+    use_clock(api)
+    made = await make_quiz(
+        api, questions=[("**Which** city? <script>alert(1)</script>", SINGLE, 1.0)]
+    )
+    attempt = await started(api, made, await learner(api, made))
+    [question] = attempt["questions"]
+    assert question["prompt_html"].startswith("<p><strong>Which</strong> city? &lt;script&gt;")
+    assert "<script>" not in question["prompt_html"]

@@ -20,6 +20,7 @@ from lms_live.core.db import utcnow
 from lms_live.core.http import JsonBody, RouteTable, json_response, require_principal
 from lms_live.core.realtime import user_room
 from lms_live.core.uow import UnitOfWork, unit_of_work
+from lms_live.courses.markdown import render as render_markdown
 from lms_live.enrollments import service as enrollments
 from lms_live.enrollments.events import publish_progress
 from lms_live.notifications.namespace import NAMESPACE as NOTIFICATIONS
@@ -95,6 +96,7 @@ def _attempt_out(shown: service.AttemptShown, *, now: datetime, teacher: bool) -
             AttemptQuestionOut(
                 position=q.position,
                 prompt=q.prompt,
+                prompt_html=render_markdown(q.prompt),
                 image_file=q.image_file,
                 points=q.points,
                 question=q.view,

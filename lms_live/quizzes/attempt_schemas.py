@@ -87,7 +87,8 @@ class ReviewOut(BaseModel):
 
 class AttemptQuestionOut(BaseModel):
     position: int
-    prompt: str
+    prompt: str = Field(description="Markdown.")
+    prompt_html: str = Field(description="The prompt rendered safely (raw HTML off).")
     image_file: str | None
     points: float = Field(description="Points available.")
     question: dict[str, Any] = Field(

@@ -988,6 +988,12 @@ async def my_result(
             .order_by(Attempt.number)
         )
     )
+    if not attempts and not await is_enrolled(
+        session, user_id=principal.user_id, course_id=quiz.course_id
+    ):
+        # Like starting one: a result is for the course's learners (who keep theirs if they
+        # leave it); anyone else learns nothing about the quiz's rules here.
+        raise EnrollmentRequired()
     submitted = [a for a in attempts if a.status == AttemptStatus.SUBMITTED]
     points_visible = review_for(quiz, accommodation, submitted=True, now=now).points
     percent, passed = grade_across(quiz, submitted)

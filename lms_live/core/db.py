@@ -124,8 +124,13 @@ class Database:
             await session.execute(text("SELECT 1"))
 
 
+def escape_like(text: str) -> str:
+    """`text` with LIKE's wildcards (and the escape character) taken literally; pass
+    `escape="\\\\"` to `like`/`ilike`."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def like_contains(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its wildcards taken literally (pass
     `escape="\\\\"` to `like`/`ilike`)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{escape_like(text)}%"

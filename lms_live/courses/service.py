@@ -43,7 +43,7 @@ from sqlalchemy.orm import defer
 from lms_live.auth.exceptions import UserNotFound
 from lms_live.auth.models import Role, User
 from lms_live.core.authz import ADMIN
-from lms_live.core.db import utcnow
+from lms_live.core.db import escape_like, like_contains, utcnow
 from lms_live.core.errors import ConcurrentUpdate, Conflict, Forbidden, NotFound, ValidationFailed
 from lms_live.core.security import Principal
 from lms_live.courses.access import (
@@ -218,10 +218,6 @@ def _is_postgresql(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _search_vector() -> ColumnElement[Any]:
     # Literals, not bound parameters: the expression must be the index's, word for word.
     return func.to_tsvector(
@@ -263,7 +259,7 @@ async def catalog(
             conditions.append(vector.op("@@")(query))
             rank = func.ts_rank(vector, query)
         else:
-            pattern = f"%{_escape_like(search.lower())}%"
+            pattern = like_contains(search.lower())
             conditions.append(
                 or_(
                     func.lower(Course.title).like(pattern, escape="\\"),
@@ -629,7 +625,7 @@ async def _free_slug(session: AsyncSession, base: str) -> str:
     stem = base[: MAX_SLUG - MAX_SUFFIX].rstrip("-")
     taken = set(
         await session.scalars(
-            select(Course.slug).where(Course.slug.like(_escape_like(stem) + "%", escape="\\"))
+            select(Course.slug).where(Course.slug.like(escape_like(stem) + "%", escape="\\"))
         )
     )
     n = 2

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lms_live.auth.exceptions import UserNotFound
 from lms_live.auth.models import User
-from lms_live.core.db import utcnow
+from lms_live.core.db import like_contains, utcnow
 from lms_live.core.errors import Conflict, NotFound, ValidationFailed
 from lms_live.core.security import Principal
 from lms_live.courses.access import ensure_teaches, get_course
@@ -294,10 +294,6 @@ async def _taught_quiz(
     return quiz
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def _tags(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
     found: dict[uuid.UUID, list[str]] = defaultdict(list)
     if ids:
@@ -480,7 +476,7 @@ async def list_questions(
         conditions.append(QuestionVersion.type == type)
     search = (search or "").strip() or None
     if search is not None:
-        pattern = f"%{_escape_like(search)}%"
+        pattern = like_contains(search)
         conditions.append(
             or_(
                 Question.title.ilike(pattern, escape="\\"),

@@ -34,7 +34,15 @@ from lms_live.core.middleware import errors, guard, request_context, security_he
 from lms_live.core.openapi import build_openapi
 from lms_live.core.presence import MemoryPresence, RedisPresence
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from lms_live.core.realtime import ServerEmitter, SocketKicker, close_manager, make_sio
+from lms_live.core.realtime import (
+    Emitter,
+    ManagerEmitter,
+    ServerEmitter,
+    SocketKicker,
+    close_manager,
+    make_client_manager,
+    make_sio,
+)
 from lms_live.core.redis import (
     MemoryKeyValue,
     MemoryPubSub,
@@ -49,6 +57,13 @@ from lms_live.courses import outline_routes
 from lms_live.courses import routes as course_routes
 from lms_live.enrollments import routes as enrollment_routes
 from lms_live.enrollments.namespace import ProgressNamespace, keep_presence
+from lms_live.live import routes as live_routes
+from lms_live.live.answers import AnswerWriter
+from lms_live.live.hot import MemoryLiveHot, RedisLiveHot
+from lms_live.live.namespace import LiveNamespace
+from lms_live.live.runtime import LiveRuntime
+from lms_live.live.runtime import run as run_live
+from lms_live.live.tokens import PlayerTokens
 from lms_live.notifications.namespace import NAMESPACE as NOTIFICATIONS
 from lms_live.notifications.namespace import NotificationsNamespace
 from lms_live.paths import STATIC
@@ -76,6 +91,7 @@ def api_routes() -> RouteTable:
         bank_routes,
         attempt_routes,
         analysis_routes,
+        live_routes,
         docs,
     ):
         table.extend(module.routes)
@@ -185,6 +201,57 @@ async def _socketio_ctx(app: web.Application) -> AsyncIterator[None]:
     await close_manager(sio.manager)
 
 
+def _live_ctx(loops: bool) -> CleanupCtx:
+    """Live sessions' runtime; `loops` off when the database is one shared test connection
+    (the writer, sweeper and conductor would use it concurrently)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in _live(app, loops=loops):
+            yield
+
+    return ctx
+
+
+async def _live(app: web.Application, *, loops: bool) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    redis = app[keys.REDIS]
+    emitter: Emitter
+    if redis is not None:
+        # Live broadcasts only publish: every instance (this one too) fans out to its own
+        # clients in parallel, instead of this one fanning out before publishing.
+        emitter = ManagerEmitter(make_client_manager(settings, write_only=True))
+    else:
+        emitter = ServerEmitter(app[keys.SIO])
+    runtime = LiveRuntime(
+        settings=settings,
+        database=app[keys.DATABASE],
+        streams=app[keys.STREAMS],
+        hot=RedisLiveHot(redis) if redis is not None else MemoryLiveHot(),
+        emitter=emitter,
+        writer=AnswerWriter(
+            app[keys.DATABASE],
+            linger=settings.live_answer_linger_ms / 1000,
+            batch_max=settings.live_answer_batch_max,
+            metrics=app[keys.METRICS],
+        ),
+        tokens=PlayerTokens(settings),
+        pubsub=app[keys.PUBSUB],
+        metrics=app[keys.METRICS],
+        instance_id=app[keys.INSTANCE_ID],
+        kick_channel=f"{settings.socketio_channel}:live-kick",
+    )
+    app[keys.LIVE] = runtime
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_live(runtime, app[keys.SIO], stop)) if loops else None
+    yield
+    stop.set()
+    if running is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(running), 10)
+    if isinstance(emitter, ManagerEmitter):
+        await close_manager(emitter.manager)
+
+
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.METRICS].watch_gc()
     yield
@@ -264,6 +331,7 @@ def create_app(
         NotificationsNamespace(NOTIFICATIONS, auth=socket_auth, metrics=app[keys.METRICS])
     )
     sio.register_namespace(ProgressNamespace(app, auth=socket_auth))
+    sio.register_namespace(LiveNamespace(app, auth=socket_auth))
     sio.attach(app)
     app[keys.SIO] = sio
 
@@ -278,6 +346,7 @@ def create_app(
             _broker_ctx,
             _auth_ctx,
             _socketio_ctx,
+            _live_ctx(loops=database is None),
         ]
     )
     return app

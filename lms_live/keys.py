@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lms_live.core.security import Principal, TokenCodec
     from lms_live.core.storage import Storage
     from lms_live.core.streams import StreamLog
+    from lms_live.live.runtime import LiveRuntime
     from lms_live.settings import Settings
     from lms_live.web.session import PageUser
 
@@ -53,6 +54,7 @@ KICKER: web.AppKey[SocketKicker] = web.AppKey("kicker")
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi")
 INSTANCE_ID: web.AppKey[str] = web.AppKey("instance_id")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
+LIVE: web.AppKey[LiveRuntime] = web.AppKey("live")
 
 PAGE_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("page_sessions")
 SESSION_MIDDLEWARE: web.AppKey[Middleware] = web.AppKey("page_session_middleware")

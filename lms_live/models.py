@@ -9,4 +9,5 @@ def load_models() -> None:
     import lms_live.certificates.models
     import lms_live.courses.models
     import lms_live.enrollments.models
+    import lms_live.live.models
     import lms_live.quizzes.models  # noqa: F401

@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     worker_redeliver_after: float = Field(300.0, ge=1)
     worker_metrics_port: int | None = None
 
+    # Live quizzes (docs/live-protocol.md).
+    live_join_rate: str = "30/minute"  # POST /api/v1/live/join per client IP
+    live_socket_events_per_second: int = Field(20, ge=1)  # per /live socket, burst 2x
+    live_answer_linger_ms: float = Field(2.0, ge=0, le=100)  # answer micro-batch wait
+    live_answer_batch_max: int = Field(500, ge=1, le=5000)
+    live_sweep_interval: float = Field(0.1, gt=0, le=5)  # closes due questions
+    live_dashboard_interval: float = Field(0.25, gt=0, le=5)  # host dashboard ticks
+    live_idle_minutes: int = Field(120, ge=1)  # a session idle this long is finished
+
     @field_validator(
         "trusted_hosts", "trusted_proxies", "cors_origins", "secret_key_previous", mode="before"
     )
@@ -135,7 +144,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
-    @field_validator("rate_limit", "rate_limit_auth")
+    @field_validator("rate_limit", "rate_limit_auth", "live_join_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)

@@ -548,9 +548,10 @@ async def test_authorization(api: Api, actor: str, row: Row) -> None:
 
 def test_matrix_covers_every_endpoint(app: web.Application) -> None:
     from tests.test_authz_learning import ROWS as LEARNING_ROWS
+    from tests.test_authz_live import ROWS as LIVE_ROWS
     from tests.test_authz_quiz import ROWS as QUIZ_ROWS
 
-    rows = ROWS + [row.as_row() for row in LEARNING_ROWS] + [row.as_row() for row in QUIZ_ROWS]
+    rows = ROWS + [row.as_row() for row in LEARNING_ROWS + QUIZ_ROWS + LIVE_ROWS]
     served = {(spec.method, spec.path) for spec in app[keys.ROUTES] if spec.in_schema}
     covered = {(row.method, row.path) for row in rows}
     assert served - NOT_REQUIRED - covered == set(), "endpoints without a row in a matrix"

@@ -78,6 +78,23 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+        self.live_answers = Counter(
+            "lms_live_answers",
+            "Live quiz answers accepted and committed by this instance.",
+            registry=self.registry,
+        )
+        self.live_answer_batches = Histogram(
+            "lms_live_answer_batch_seconds",
+            "Time to judge, insert and commit one micro-batch of live answers.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+        self.live_closes = Counter(
+            "lms_live_questions_closed",
+            "Live questions closed by this instance, by reason (time, all_answered, host).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._gc_started = 0.0
         self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 

@@ -210,24 +210,42 @@ class SocketKicker:
         await self.pubsub.publish(self.channel, json.dumps(message))
 
     async def listen(self, sio: socketio.AsyncServer, stop: asyncio.Event) -> None:
-        """Until `stop`: apply every instance's kicks to this instance's sockets. Survives
-        outages of the pub/sub (reconnecting with backoff); kicks published meanwhile are
-        lost, but the sessions' tokens are refused anyway and sockets drop at token expiry."""
-        backoff = 1.0
-        while not stop.is_set():
-            try:
-                async for raw in self.pubsub.subscribe(self.channel, stop=stop):
-                    backoff = 1.0
-                    await _apply_kick(sio, raw)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "kick channel unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 30.0)
+        """Until `stop`: apply every instance's kicks to this instance's sockets. Kicks
+        published during an outage of the pub/sub are lost, but the sessions' tokens are
+        refused anyway and sockets drop at token expiry."""
+
+        async def apply(raw: bytes) -> None:
+            await _apply_kick(sio, raw)
+
+        await follow_channel(self.pubsub, self.channel, apply, stop)
+
+
+async def follow_channel(
+    pubsub: PubSub,
+    channel: str,
+    handle: Callable[[bytes], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    """Until `stop`: pass every message of a pub/sub channel to `handle`, resubscribing with
+    backoff when the pub/sub is unavailable."""
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            async for raw in pubsub.subscribe(channel, stop=stop):
+                backoff = 1.0
+                await handle(raw)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "channel %s unavailable (%s); retrying in %.0fs",
+                channel,
+                type(exc).__name__,
+                backoff,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 30.0)
 
 
 async def drop_sockets(

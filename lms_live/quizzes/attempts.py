@@ -491,7 +491,7 @@ async def start_attempt(
             raise WaitBeforeRetry((ready_at - now).total_seconds())
 
     rng = rng or random.SystemRandom()
-    drawn = await _draw_questions(session, quiz=quiz, rng=rng)
+    drawn = await draw_questions(session, quiz=quiz, rng=rng)
     if not drawn:
         raise QuizEmpty()
     attempt = Attempt(
@@ -530,7 +530,7 @@ async def start_attempt(
     return Started(attempt, created=True)
 
 
-async def _draw_questions(
+async def draw_questions(
     session: AsyncSession, *, quiz: Quiz, rng: random.Random
 ) -> list[QuestionVersion]:
     """The current versions of the attempt's questions, in the order shown: fixed slots as

@@ -1,0 +1,262 @@
+"""What each instance runs for live sessions, and the loops that keep them going.
+
+`LiveRuntime` (under `keys.LIVE`) holds the instance's live resources: the hot state, the
+answer writer, the emitter of live broadcasts, the player tokens and a cache of frozen
+questions. `run` starts the instance's loops, all derived from the database on every pass
+(nothing to restore after a restart or a crash):
+- the sweeper (every LIVE_SWEEP_INTERVAL): closes questions whose time is up or that every
+  active player answered; any instance may close any session's question, the session row
+  lock taken with SKIP LOCKED makes it exactly one;
+- the conductor (every LIVE_DASHBOARD_INTERVAL): for each running session whose lease it
+  holds (one instance per session, taken over within seconds when it dies), the hosts'
+  `dashboard` (aggregated counts, never one message per answer) and everyone's `tick`;
+- presence: this instance's connected players refreshed in the hot state;
+- kicks: a kicked player's sockets on this instance are told and disconnected;
+- idle sessions are finished (results kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import socketio
+from sqlalchemy import select
+
+from lms_live.core.db import Database, utcnow
+from lms_live.core.metrics import Metrics
+from lms_live.core.realtime import Emitter, follow_channel
+from lms_live.core.redis import PubSub
+from lms_live.core.streams import StreamLog
+from lms_live.live import service
+from lms_live.live.answers import AnswerWriter
+from lms_live.live.events import (
+    NAMESPACE,
+    Outbox,
+    hosts_room,
+    hosts_stream,
+    parse_player_room,
+    player_room,
+    room,
+    send,
+    stream,
+)
+from lms_live.live.hot import PRESENCE_TTL, LiveHot
+from lms_live.live.models import LiveQuestion, LiveSession, Phase
+from lms_live.live.tokens import PlayerTokens
+from lms_live.settings import Settings
+
+log = logging.getLogger("lms_live.live")
+
+TICK_SECONDS = 5.0  # `tick` to everyone in a running session
+IDLE_CHECK_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenQuestion:
+    """The parts of a session's question an answer is checked against (never change)."""
+
+    id: uuid.UUID
+    index: int
+    type: str
+    body: dict[str, Any]
+    option_order: list[str]
+
+
+@dataclass
+class LiveRuntime:
+    settings: Settings
+    database: Database
+    streams: StreamLog
+    hot: LiveHot
+    emitter: Emitter
+    writer: AnswerWriter
+    tokens: PlayerTokens
+    pubsub: PubSub
+    metrics: Metrics
+    instance_id: str
+    kick_channel: str
+    _questions: OrderedDict[tuple[uuid.UUID, int], FrozenQuestion] = field(
+        default_factory=OrderedDict
+    )
+
+    async def question(self, session_id: uuid.UUID, index: int) -> FrozenQuestion | None:
+        """A session's question by index (cached: questions are frozen at creation)."""
+        key = (session_id, index)
+        found = self._questions.get(key)
+        if found is not None:
+            return found
+        async with self.database.sessions() as session:
+            row: LiveQuestion | None = await session.scalar(
+                select(LiveQuestion).where(
+                    LiveQuestion.session_id == session_id, LiveQuestion.position == index
+                )
+            )
+        if row is None:
+            return None
+        found = FrozenQuestion(row.id, row.position, row.type, row.body, list(row.option_order))
+        self._questions[key] = found
+        if len(self._questions) > 4096:
+            self._questions.popitem(last=False)
+        return found
+
+    async def publish(
+        self, outbox: Outbox, hot_states: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """After a commit: the players' hot states first (clients read them on the events),
+        then the broadcasts."""
+        if hot_states:
+            try:
+                await self.hot.put_players(outbox.session_id, hot_states)
+            except Exception:
+                log.exception("could not write the hot player states of %s", outbox.session_id)
+        await send(outbox, streams=self.streams, emitter=self.emitter)
+
+    async def kick(self, session_id: str, player_id: str, *, banned: bool) -> None:
+        """Ask every instance to tell and disconnect this player's sockets."""
+        message = {"session_id": session_id, "player_id": player_id, "banned": banned}
+        await self.pubsub.publish(self.kick_channel, json.dumps(message))
+
+
+async def run(runtime: LiveRuntime, sio: socketio.AsyncServer, stop: asyncio.Event) -> None:
+    """Every loop of this instance until `stop` (the answer writer drains its queue)."""
+
+    async def on_kick(raw: bytes) -> None:
+        await _apply_kick(sio, raw)
+
+    await asyncio.gather(
+        runtime.writer.run(stop),
+        _every(runtime.settings.live_sweep_interval, stop, lambda: sweep(runtime)),
+        _conduct(runtime, stop),
+        _every(PRESENCE_TTL / 3, stop, lambda: refresh_presence(runtime, sio)),
+        _every(IDLE_CHECK_SECONDS, stop, lambda: finish_idle(runtime)),
+        follow_channel(runtime.pubsub, runtime.kick_channel, on_kick, stop),
+    )
+
+
+async def _every(interval: float, stop: asyncio.Event, work: Any) -> None:
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            log.exception("live loop failed; continuing")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+async def sweep(runtime: LiveRuntime) -> int:
+    """Close every due question this instance can lock; how many it closed."""
+    async with runtime.database.sessions() as session:
+        due = await service.due_questions(session, now=utcnow())
+    closed = 0
+    for item in due:
+        outbox = Outbox(str(item.session_id))
+        states: dict[str, dict[str, Any]] = {}
+        async with runtime.database.transaction() as session:
+            done = await service.close_due(session, due=item, outbox=outbox, hot_states=states)
+        if done:
+            closed += 1
+            runtime.metrics.live_closes.labels(item.reason).inc()
+            await runtime.publish(outbox, states)
+    return closed
+
+
+async def finish_idle(runtime: LiveRuntime) -> None:
+    """Finish sessions idle for LIVE_IDLE_MINUTES."""
+    idle = timedelta(minutes=runtime.settings.live_idle_minutes)
+    async with runtime.database.transaction() as session:
+        outboxes = await service.finish_idle(session, now=utcnow(), idle=idle)
+    for outbox in outboxes:
+        await runtime.publish(outbox)
+
+
+async def _conduct(runtime: LiveRuntime, stop: asyncio.Event) -> None:
+    interval = runtime.settings.live_dashboard_interval
+    last_quiet: dict[uuid.UUID, float] = {}
+    last_tick: dict[uuid.UUID, float] = {}
+    while not stop.is_set():
+        try:
+            await conduct_once(runtime, last_quiet=last_quiet, last_tick=last_tick)
+        except Exception:
+            log.exception("live conductor failed; continuing")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+async def conduct_once(
+    runtime: LiveRuntime,
+    *,
+    last_quiet: dict[uuid.UUID, float] | None = None,
+    last_tick: dict[uuid.UUID, float] | None = None,
+) -> None:
+    """One pass: dashboards (and ticks) of the running sessions whose lease this instance
+    holds; an open question's dashboard every pass, others about once a second."""
+    last_quiet = {} if last_quiet is None else last_quiet
+    last_tick = {} if last_tick is None else last_tick
+    lease_ttl = max(2.0, runtime.settings.live_dashboard_interval * 8)
+    now = time.monotonic()
+    async with runtime.database.sessions() as session:
+        running = list(
+            await session.scalars(
+                select(LiveSession).where(LiveSession.phase != Phase.FINISHED.value).limit(500)
+            )
+        )
+        for live in running:
+            is_open = live.phase == Phase.QUESTION_OPEN.value
+            if not is_open and now - last_quiet.get(live.id, 0.0) < 1.0:
+                continue
+            if not await runtime.hot.lease(str(live.id), runtime.instance_id, ttl=lease_ttl):
+                continue
+            last_quiet[live.id] = now
+            sid = str(live.id)
+            board = await service.dashboard(session, live=live)
+            board["connected"] = await runtime.hot.online_count(sid)
+            board["seq"] = await runtime.streams.head(stream(sid))
+            board["host_seq"] = await runtime.streams.head(hosts_stream(sid))
+            await runtime.emitter.emit(
+                "dashboard", board, room=hosts_room(sid), namespace=NAMESPACE
+            )
+            if (
+                live.phase != Phase.LOBBY.value
+                and now - last_tick.get(live.id, 0.0) >= TICK_SECONDS
+            ):
+                last_tick[live.id] = now
+                await runtime.emitter.emit(
+                    "tick",
+                    {"seq": board["seq"], "phase": live.phase, "players": board["players"]},
+                    room=room(sid),
+                    namespace=NAMESPACE,
+                )
+
+
+async def refresh_presence(runtime: LiveRuntime, sio: socketio.AsyncServer) -> None:
+    """Count this instance's connected players as online for another PRESENCE_TTL."""
+    rooms = sio.manager.rooms.get(NAMESPACE, {})
+    per_session: dict[str, list[str]] = {}
+    for name, members in list(rooms.items()):
+        parsed = parse_player_room(str(name)) if name else None
+        if parsed and members:
+            per_session.setdefault(parsed[0], []).append(parsed[1])
+    for session_id, players in per_session.items():
+        await runtime.hot.online_add(session_id, players)
+
+
+async def _apply_kick(sio: socketio.AsyncServer, raw: bytes) -> None:
+    try:
+        message = json.loads(raw)
+        target = player_room(str(message["session_id"]), str(message["player_id"]))
+        for sid, _ in list(sio.manager.get_participants(NAMESPACE, target)):
+            await sio.emit(
+                "kicked", {"banned": bool(message["banned"])}, to=sid, namespace=NAMESPACE
+            )
+            await sio.disconnect(sid, namespace=NAMESPACE)
+    except Exception:
+        log.exception("could not apply a live kick")

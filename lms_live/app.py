@@ -72,6 +72,7 @@ from lms_live.settings import Settings
 from lms_live.system import docs
 from lms_live.system import routes as system_routes
 from lms_live.web.auth_pages import setup_pages
+from lms_live.web.live_pages import setup_live_pages
 from lms_live.web.session import setup_sessions
 from lms_live.worker.broker import TaskResources, make_broker, run_periodic
 
@@ -324,6 +325,7 @@ def create_app(
     setup_sessions(app)
     setup_pages(app)
     setup_certificate_pages(app)
+    setup_live_pages(app)
 
     sio = make_sio(settings)
     socket_auth = AppSocketAuth(app)

@@ -283,7 +283,7 @@ async def test_bad_socket_input_gets_error_acks_and_a_flood_is_cut_off(world: Li
     await ann.socket.client.emit("no_such_event", {"x": 1}, namespace=NS)
     assert (await ann.socket.call("me"))["ok"]
     # A flood from Ann: rate-limited acks, then her socket is dropped; Ben is unaffected.
-    flood = [ann.socket.client.emit("me", {}, namespace=NS) for _ in range(400)]
+    flood = [ann.socket.client.emit("clock", {}, namespace=NS) for _ in range(400)]
     started = time.perf_counter()
     await asyncio.gather(*flood, return_exceptions=True)
     paris = label_of(first["question"], "Paris")

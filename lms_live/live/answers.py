@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lms_live.core.db import Database
 from lms_live.core.metrics import Metrics
 from lms_live.live.models import LiveAnswer, LivePlayer, LiveQuestion
-from lms_live.live.service import GRACE_MS, AnswerRefused, judged_time, refused
+from lms_live.live.service import GRACE_MS, AnswerRefused, refused
 
 log = logging.getLogger("lms_live.live.answers")
 
@@ -158,20 +159,34 @@ def _insert(session: AsyncSession) -> Any:
 
 
 async def write_batch(session: AsyncSession, batch: list[Submitted]) -> list[dict[str, Any]]:
-    """Judge, insert and read back one batch in the caller's transaction; one ack per item."""
+    """Judge, insert and read back one batch in the caller's transaction; one ack per item.
+
+    An answer inserted by this batch and alone with its (question, player) in it is acked from
+    what was sent; only conflicts (resends, second answers, races within the batch) are read
+    back from the table."""
     pairs = {(item.session_id, item.index) for item in batch}
     questions = {
         (q.session_id, q.position): q
-        for q in await session.scalars(
-            select(LiveQuestion)
+        for q in await session.execute(
+            select(
+                LiveQuestion.id,
+                LiveQuestion.session_id,
+                LiveQuestion.position,
+                LiveQuestion.opened_at,
+                LiveQuestion.paused_at,
+                LiveQuestion.closed_at,
+                LiveQuestion.time_limit_ms,
+            )
             .where(tuple_(LiveQuestion.session_id, LiveQuestion.position).in_(list(pairs)))
-            .with_for_update(read=True, key_share=True)
+            .with_for_update(read=True, key_share=True, of=LiveQuestion)
         )
     }
     players = {
         p.id: p
-        for p in await session.scalars(
-            select(LivePlayer).where(LivePlayer.id.in_({item.player_id for item in batch}))
+        for p in await session.execute(
+            select(
+                LivePlayer.id, LivePlayer.session_id, LivePlayer.kicked_at, LivePlayer.time_factor
+            ).where(LivePlayer.id.in_({item.player_id for item in batch}))
         )
     }
     acks: list[dict[str, Any] | None] = [None] * len(batch)
@@ -192,7 +207,9 @@ async def write_batch(session: AsyncSession, batch: list[Submitted]) -> list[dic
         pending.append(n)
         if question.closed_at is not None:
             continue  # a resend of a stored answer is still acked as accepted
-        counted = judged_time(question, item.received_at)
+        counted = item.received_at
+        if question.paused_at is not None and question.paused_at < counted:
+            counted = question.paused_at  # the clock stopped: time counts until the pause
         deadline = question.opened_at + timedelta(
             milliseconds=question.time_limit_ms * player.time_factor + GRACE_MS
         )
@@ -221,29 +238,38 @@ async def write_batch(session: AsyncSession, batch: list[Submitted]) -> list[dic
             _insert(session).returning(LiveAnswer.question_id, LiveAnswer.player_id), rows
         )
         inserted = {(q, p) for q, p in result}
-    keys = {
-        (questions[(batch[n].session_id, batch[n].index)].id, batch[n].player_id) for n in pending
-    }
-    stored = (
-        {
+    sent = Counter((row["question_id"], row["player_id"]) for row in rows)
+    solo = {key for key in inserted if sent[key] == 1}
+
+    def key_of(n: int) -> tuple[uuid.UUID, uuid.UUID]:
+        return questions[(batch[n].session_id, batch[n].index)].id, batch[n].player_id
+
+    unsure = {key_of(n) for n in pending} - solo
+    stored: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
+    if unsure:
+        stored = {
             (a.question_id, a.player_id): a
-            for a in await session.scalars(
-                select(LiveAnswer).where(
-                    tuple_(LiveAnswer.question_id, LiveAnswer.player_id).in_(list(keys))
-                )
+            for a in await session.execute(
+                select(
+                    LiveAnswer.question_id,
+                    LiveAnswer.player_id,
+                    LiveAnswer.client_answer_id,
+                    LiveAnswer.response,
+                    LiveAnswer.received_at,
+                ).where(tuple_(LiveAnswer.question_id, LiveAnswer.player_id).in_(list(unsure)))
             )
         }
-        if keys
-        else {}
-    )
     claimed: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for n in pending:
         item = batch[n]
-        question = questions[(item.session_id, item.index)]
-        key = (question.id, item.player_id)
+        key = key_of(n)
+        if key in solo:
+            acks[n] = _accepted(item.answer_id, item.received_at, duplicate=False)
+            continue
         answer = stored.get(key)
         if answer is None:
-            acks[n] = _refusal("question_closed" if question.closed_at is not None else "late")
+            closed = questions[(item.session_id, item.index)].closed_at is not None
+            acks[n] = _refusal("question_closed" if closed else "late")
         elif answer.client_answer_id != item.answer_id:
             acks[n] = _refusal("already_answered")
         elif answer.response != item.response:

@@ -52,7 +52,7 @@ from lms_live.quizzes.spec import QuestionSpec
 log = logging.getLogger("lms_live.live")
 
 _SPEC: TypeAdapter[QuestionSpec] = TypeAdapter(QuestionSpec)
-FLOOD_STRIKES = 3  # seconds' worth of refused events before the socket is dropped
+FLOOD_REFUSALS = 2  # refused events within a second, in multiples of the rate, before a drop
 CONTROLS = ("start", "next", "close_question", "pause", "resume", "skip", "end")
 
 
@@ -152,12 +152,17 @@ class LiveNamespace(LmsNamespace):
         tokens = min(burst, tokens + (now - last) * rate)
         if tokens >= 1:
             session["bucket"] = (tokens - 1, now)
-            session["strikes"] = 0
             return None
         session["bucket"] = (tokens, now)
-        strikes = session.get("strikes", 0) + 1
-        session["strikes"] = strikes
-        if strikes > rate * FLOOD_STRIKES:
+        # Refusals counted per one-second window: a socket refused more than FLOOD_REFUSALS x
+        # its rate within one is flooding on purpose (a client that merely bursts is refused
+        # a few times and slows down).
+        window, refusals = session.get("refusals", (now, 0))
+        if now - window > 1.0:
+            window, refusals = now, 0
+        refusals += 1
+        session["refusals"] = (window, refusals)
+        if refusals > rate * FLOOD_REFUSALS:
             log.warning("dropping a /live socket that keeps flooding (%s)", sid)
             await self.disconnect(sid)
         return ack_error(RateLimited(1.0 / rate, "Too many events from this socket; slow down."))

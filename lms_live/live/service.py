@@ -184,13 +184,6 @@ def deadline_of(question: LiveQuestion, time_factor: float) -> datetime | None:
     return question.opened_at + timedelta(milliseconds=question.time_limit_ms * time_factor)
 
 
-def judged_time(question: LiveQuestion, received: datetime) -> datetime:
-    """The time an answer counts at: its receive time, or the pause's start while paused."""
-    if question.paused_at is not None and question.paused_at < received:
-        return question.paused_at
-    return received
-
-
 def public_question(question: LiveQuestion) -> dict[str, Any]:
     """What players see of a question: never its right answer."""
     spec = spec_of(question)

@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench-http bench-catalog bench-quiz
+.PHONY: install run test lint bench-http bench-catalog bench-quiz bench-live
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ bench-catalog: install
 
 bench-quiz: install
 	$(PY) bench/quiz.py
+
+bench-live: install
+	$(PY) bench/live_quiz.py

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from pydantic import TypeAdapter
 
 from lms_live import keys
 from lms_live.core.db import utcnow
@@ -47,11 +46,9 @@ from lms_live.live.events import (
 from lms_live.live.runtime import LiveRuntime
 from lms_live.live.schemas import AnswerIn, ControlIn, HostIn, KickIn, SyncIn, UnbanIn
 from lms_live.quizzes import grading
-from lms_live.quizzes.spec import QuestionSpec
 
 log = logging.getLogger("lms_live.live")
 
-_SPEC: TypeAdapter[QuestionSpec] = TypeAdapter(QuestionSpec)
 FLOOD_REFUSALS = 2  # refused events within a second, in multiples of the rate, before a drop
 CONTROLS = ("start", "next", "close_question", "pause", "resume", "skip", "end")
 
@@ -206,7 +203,7 @@ class LiveNamespace(LmsNamespace):
         question = await self.rt.question(live_id, payload.question)
         if question is None:
             raise service.refused("question_not_open")
-        spec = _SPEC.validate_python(question.body)
+        spec = question.spec
         try:
             stored = grading.parse_response(
                 spec, payload.response, option_order=question.option_order

@@ -51,7 +51,9 @@ from lms_live.live.events import (
 )
 from lms_live.live.hot import PRESENCE_TTL, LiveHot
 from lms_live.live.models import LiveQuestion, LiveSession, Phase
+from lms_live.live.service import spec_of
 from lms_live.live.tokens import PlayerTokens
+from lms_live.quizzes.spec import QuestionSpec
 from lms_live.settings import Settings
 
 log = logging.getLogger("lms_live.live")
@@ -66,8 +68,7 @@ class FrozenQuestion:
 
     id: uuid.UUID
     index: int
-    type: str
-    body: dict[str, Any]
+    spec: QuestionSpec
     option_order: list[str]
 
 
@@ -84,16 +85,28 @@ class LiveRuntime:
     metrics: Metrics
     instance_id: str
     kick_channel: str
-    _questions: OrderedDict[tuple[uuid.UUID, int], FrozenQuestion] = field(
+    _questions: OrderedDict[tuple[uuid.UUID, int], asyncio.Future[FrozenQuestion | None]] = field(
         default_factory=OrderedDict
     )
 
     async def question(self, session_id: uuid.UUID, index: int) -> FrozenQuestion | None:
-        """A session's question by index (cached: questions are frozen at creation)."""
+        """A session's question by index, its spec parsed (cached: questions are frozen at
+        creation). Loaded once however many answers ask at the same moment."""
         key = (session_id, index)
-        found = self._questions.get(key)
-        if found is not None:
-            return found
+        loading = self._questions.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_question(session_id, index))
+            self._questions[key] = loading
+            if len(self._questions) > 4096:
+                self._questions.popitem(last=False)
+        try:
+            return await asyncio.shield(loading)
+        except Exception:
+            if self._questions.get(key) is loading:
+                del self._questions[key]  # a failed load is not cached
+            raise
+
+    async def _load_question(self, session_id: uuid.UUID, index: int) -> FrozenQuestion | None:
         async with self.database.sessions() as session:
             row: LiveQuestion | None = await session.scalar(
                 select(LiveQuestion).where(
@@ -102,11 +115,7 @@ class LiveRuntime:
             )
         if row is None:
             return None
-        found = FrozenQuestion(row.id, row.position, row.type, row.body, list(row.option_order))
-        self._questions[key] = found
-        if len(self._questions) > 4096:
-            self._questions.popitem(last=False)
-        return found
+        return FrozenQuestion(row.id, row.position, spec_of(row), list(row.option_order))
 
     async def publish(
         self, outbox: Outbox, hot_states: dict[str, dict[str, Any]] | None = None

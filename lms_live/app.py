@@ -61,7 +61,7 @@ from lms_live.live import routes as live_routes
 from lms_live.live.answers import AnswerWriter
 from lms_live.live.hot import MemoryLiveHot, RedisLiveHot
 from lms_live.live.namespace import LiveNamespace
-from lms_live.live.runtime import LiveRuntime
+from lms_live.live.runtime import GcSteward, LiveRuntime
 from lms_live.live.runtime import run as run_live
 from lms_live.live.tokens import PlayerTokens
 from lms_live.notifications.namespace import NAMESPACE as NOTIFICATIONS
@@ -240,6 +240,7 @@ async def _live(app: web.Application, *, loops: bool) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         instance_id=app[keys.INSTANCE_ID],
         kick_channel=f"{settings.socketio_channel}:live-kick",
+        gc=GcSteward(enabled=settings.live_gc_freeze and loops),
     )
     app[keys.LIVE] = runtime
     stop = asyncio.Event()

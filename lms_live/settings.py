@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     live_sweep_interval: float = Field(0.1, gt=0, le=5)  # closes due questions
     live_dashboard_interval: float = Field(0.25, gt=0, le=5)  # host dashboard ticks
     live_idle_minutes: int = Field(120, ge=1)  # a session idle this long is finished
+    live_gc_freeze: bool = True  # keep full GC collections out of open questions (runtime.py)
 
     @field_validator(
         "trusted_hosts", "trusted_proxies", "cors_origins", "secret_key_previous", mode="before"

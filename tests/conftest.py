@@ -145,6 +145,7 @@ def make_settings(
         "task_queue": f"lms:test:{worker_id}:tasks",
         "rate_limit": "6000/minute",
         "rate_limit_auth": "600/minute",
+        "live_gc_freeze": False,  # the steward's collections would pause the whole test process
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -89,6 +89,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+        self.live_answer_latency = Histogram(
+            "lms_live_answer_seconds",
+            "From a live answer's receipt to its ack (judged, committed), server side.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self.live_closes = Counter(
             "lms_live_questions_closed",
             "Live questions closed by this instance, by reason (time, all_answered, host).",

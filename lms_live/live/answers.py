@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,12 +81,15 @@ class AnswerWriter:
         *,
         linger: float = 0.002,
         batch_max: int = 500,
+        writers: int = 4,
         metrics: Metrics | None = None,
     ) -> None:
         self.database = database
         self.linger = linger
         self.batch_max = batch_max
         self.metrics = metrics
+        self._slots = asyncio.Semaphore(writers)
+        self._inflight: set[asyncio.Future[None]] = set()
         self._queue: asyncio.Queue[Submitted] = asyncio.Queue()
 
     async def submit(self, item: Submitted) -> dict[str, Any]:
@@ -114,15 +119,36 @@ class AnswerWriter:
                     await asyncio.sleep(self.linger)
                 while len(batch) < self.batch_max and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                await self._write(batch)
+                # Up to `writers` batches in flight: one slowed down (a descheduled database
+                # backend, a lock wait) does not hold back the acks of the next ones.
+                await self._slots.acquire()
+                task = asyncio.ensure_future(self._write(batch))
+                self._inflight.add(task)
+                task.add_done_callback(self._finished)
         finally:
             stopping.cancel()
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+
+    async def _store(self, batch: list[Submitted]) -> list[dict[str, Any]]:
+        engine = self.database.engine
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                driver = raw.driver_connection
+                assert driver is not None
+                return await write_batch_pg(driver, batch)
+        async with self.database.transaction() as session:
+            return await write_batch(session, batch)
 
     async def _write(self, batch: list[Submitted]) -> None:
         started = time.perf_counter()
         try:
-            async with self.database.transaction() as session:
-                acks = await write_batch(session, batch)
+            acks = await self._store(batch)
         except Exception:
             log.exception("an answer batch of %d could not be written", len(batch))
             failure = {
@@ -145,50 +171,241 @@ class AnswerWriter:
             self.metrics.live_answers.inc(sum(1 for a in acks if a.get("ok")))
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    if dialect == "sqlite":
-        return sqlite.insert(LiveAnswer).on_conflict_do_nothing(
-            index_elements=["question_id", "player_id"]
+Key = tuple[uuid.UUID, uuid.UUID]  # (question id, player id)
+
+
+class _Store(Protocol):
+    """The reads and writes of one batch, inside one transaction."""
+
+    async def questions(self, pairs: list[tuple[uuid.UUID, int]]) -> list[Any]:
+        """The questions (session, position), locked FOR KEY SHARE."""
+        ...
+
+    async def players(self, ids: list[uuid.UUID]) -> list[Any]: ...
+
+    async def insert(self, rows: list[dict[str, Any]]) -> set[Key]:
+        """Insert, skipping conflicts; the keys inserted."""
+        ...
+
+    async def stored(self, keys: list[Key]) -> dict[Key, Any]:
+        """The stored answers of these keys (client_answer_id, response, received_at)."""
+        ...
+
+
+class _OrmStore:
+    """SQLAlchemy Core (any dialect: the embedded SQLite)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def questions(self, pairs: list[tuple[uuid.UUID, int]]) -> list[Any]:
+        result = await self.session.execute(
+            select(*_QUESTION_COLUMNS)
+            .where(tuple_(LiveQuestion.session_id, LiveQuestion.position).in_(pairs))
+            .with_for_update(read=True, key_share=True, of=LiveQuestion)
         )
-    if dialect == "postgresql":
-        return postgresql.insert(LiveAnswer).on_conflict_do_nothing(
-            index_elements=["question_id", "player_id"]
+        return list(result)
+
+    async def players(self, ids: list[uuid.UUID]) -> list[Any]:
+        result = await self.session.execute(select(*_PLAYER_COLUMNS).where(LivePlayer.id.in_(ids)))
+        return list(result)
+
+    async def insert(self, rows: list[dict[str, Any]]) -> set[Key]:
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        statement: Any = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(
+            LiveAnswer
+        ).on_conflict_do_nothing(index_elements=["question_id", "player_id"])
+        result = await self.session.execute(
+            statement.returning(LiveAnswer.question_id, LiveAnswer.player_id), rows
         )
-    return insert(LiveAnswer)
+        return {(q, p) for q, p in result}
+
+    async def stored(self, keys: list[Key]) -> dict[Key, Any]:
+        result = await self.session.execute(
+            select(*_STORED_COLUMNS).where(
+                tuple_(LiveAnswer.question_id, LiveAnswer.player_id).in_(keys)
+            )
+        )
+        return {(a.question_id, a.player_id): a for a in result}
+
+
+_QUESTION_COLUMNS = (
+    LiveQuestion.id,
+    LiveQuestion.session_id,
+    LiveQuestion.position,
+    LiveQuestion.opened_at,
+    LiveQuestion.paused_at,
+    LiveQuestion.closed_at,
+    LiveQuestion.time_limit_ms,
+)
+_PLAYER_COLUMNS = (
+    LivePlayer.id,
+    LivePlayer.session_id,
+    LivePlayer.kicked_at,
+    LivePlayer.time_factor,
+)
+_STORED_COLUMNS = (
+    LiveAnswer.question_id,
+    LiveAnswer.player_id,
+    LiveAnswer.client_answer_id,
+    LiveAnswer.response,
+    LiveAnswer.received_at,
+)
+
+
+def _json(value: Any) -> Any:
+    """A json column's value (SQLAlchemy's asyncpg dialect installs a decoding codec)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _rows(records: list[Any]) -> list[SimpleNamespace]:
+    """asyncpg records with attribute access, as SQLAlchemy rows have."""
+    return [SimpleNamespace(**dict(record)) for record in records]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    client_answer_id: str
+    response: Any
+    received_at: datetime
 
 
 async def write_batch(session: AsyncSession, batch: list[Submitted]) -> list[dict[str, Any]]:
-    """Judge, insert and read back one batch in the caller's transaction; one ack per item.
+    """Judge, insert and read back one batch in the caller's transaction (SQLAlchemy)."""
+    return await judge_and_store(_OrmStore(session), batch)
+
+
+# One statement judges, inserts and reads back a whole batch: the questions locked FOR KEY
+# SHARE (a close's FOR UPDATE waits for it, and a batch after the close sees it closed), each
+# answer judged against its question and player, the accepted ones inserted, and what is
+# already stored read back. A single statement is its own transaction: one round trip per
+# batch (each await is a turn of a busy event loop, which is what an ack waits for).
+_PG_BATCH = """
+WITH input AS (
+  SELECT * FROM unnest($1::int[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::json[],
+                       $7::text[], $8::text[], $9::float8[], $10::timestamptz[])
+    AS i(n, session_id, position, player_id, client_answer_id, response, choice, state,
+         fraction, received_at)
+), question AS (
+  SELECT q.id, q.session_id, q.position, q.opened_at, q.paused_at, q.closed_at, q.time_limit_ms
+  FROM live_question q
+  JOIN (SELECT DISTINCT session_id, position FROM input) k
+    ON q.session_id = k.session_id AND q.position = k.position
+  FOR KEY SHARE OF q
+), judged AS (
+  SELECT i.*, q.id AS question_id,
+    CASE
+      WHEN p.id IS NULL OR p.session_id <> i.session_id THEN 'not_in_session'
+      WHEN p.kicked_at IS NOT NULL THEN 'kicked'
+      WHEN q.id IS NULL OR q.opened_at IS NULL THEN 'question_not_open'
+      WHEN q.closed_at IS NOT NULL THEN 'question_closed'
+      WHEN LEAST(i.received_at, COALESCE(q.paused_at, i.received_at))
+           > q.opened_at + (q.time_limit_ms * p.time_factor + $11) * interval '1 millisecond'
+        THEN 'late'
+      ELSE 'candidate'
+    END AS verdict,
+    GREATEST(0, floor(extract(epoch FROM
+      LEAST(i.received_at, COALESCE(q.paused_at, i.received_at)) - q.opened_at) * 1000))::int
+      AS elapsed_ms
+  FROM input i
+  LEFT JOIN question q ON q.session_id = i.session_id AND q.position = i.position
+  LEFT JOIN live_player p ON p.id = i.player_id
+), inserted AS (
+  INSERT INTO live_answer (id, session_id, question_id, player_id, client_answer_id, response,
+                           choice, state, fraction, received_at, elapsed_ms)
+  SELECT gen_random_uuid(), session_id, question_id, player_id, client_answer_id, response,
+         choice, state, fraction, received_at, elapsed_ms
+  FROM judged WHERE verdict = 'candidate'
+  ON CONFLICT (question_id, player_id) DO NOTHING
+  RETURNING question_id, player_id, client_answer_id, response, received_at
+)
+SELECT 'judged' AS kind, j.n, j.verdict, j.question_id, j.player_id,
+       a.client_answer_id, a.response, a.received_at
+FROM judged j
+LEFT JOIN live_answer a ON a.question_id = j.question_id AND a.player_id = j.player_id
+UNION ALL
+SELECT 'inserted', NULL, NULL, question_id, player_id, client_answer_id, response, received_at
+FROM inserted
+"""
+
+
+async def write_batch_pg(connection: Any, batch: list[Submitted]) -> list[dict[str, Any]]:
+    """Judge, insert and read back one batch on an asyncpg connection: one statement (plus a
+    read-back only when a concurrent batch stored the same answer at the same moment)."""
+    records = await connection.fetch(
+        _PG_BATCH,
+        list(range(len(batch))),
+        [item.session_id for item in batch],
+        [item.index for item in batch],
+        [item.player_id for item in batch],
+        [item.answer_id for item in batch],
+        [json.dumps(item.response, separators=(",", ":")) for item in batch],
+        [item.choice for item in batch],
+        [item.state for item in batch],
+        [item.fraction for item in batch],
+        [item.received_at for item in batch],
+        float(GRACE_MS),
+    )
+    verdicts: list[tuple[str, Key | None]] = [("question_not_open", None)] * len(batch)
+    stored: dict[Key, _Stored] = {}
+    inserted: dict[Key, _Stored] = {}
+    for r in records:
+        key: Key = (r["question_id"], r["player_id"])
+        if r["kind"] == "inserted":
+            inserted[key] = _Stored(r["client_answer_id"], _json(r["response"]), r["received_at"])
+            continue
+        verdicts[r["n"]] = (r["verdict"], key if r["question_id"] is not None else None)
+        if r["client_answer_id"] is not None:
+            stored[key] = _Stored(r["client_answer_id"], _json(r["response"]), r["received_at"])
+    missing = [
+        key
+        for verdict, key in verdicts
+        if key is not None
+        and verdict in ("candidate", "question_closed", "late")
+        and key not in inserted
+        and key not in stored
+    ]
+    if missing:  # stored by a batch that committed while this one waited on the index
+        for r in await connection.fetch(
+            "SELECT a.question_id, a.player_id, a.client_answer_id, a.response, a.received_at "
+            "FROM live_answer a JOIN unnest($1::uuid[], $2::uuid[]) AS k(question_id, player_id) "
+            "ON a.question_id = k.question_id AND a.player_id = k.player_id",
+            [k[0] for k in missing],
+            [k[1] for k in missing],
+        ):
+            stored[(r["question_id"], r["player_id"])] = _Stored(
+                r["client_answer_id"], _json(r["response"]), r["received_at"]
+            )
+    acks: list[dict[str, Any]] = []
+    claimed: set[Key] = set()
+    for item, (verdict, found) in zip(batch, verdicts, strict=True):
+        if found is None or verdict in ("not_in_session", "kicked", "question_not_open"):
+            acks.append(_refusal(verdict))
+            continue
+        key = found
+        answer = inserted.get(key) or stored.get(key)
+        if answer is None:
+            acks.append(_refusal("late" if verdict == "late" else "question_closed"))
+        elif answer.client_answer_id != item.answer_id:
+            acks.append(_refusal("already_answered"))
+        elif answer.response != item.response:
+            acks.append(_refusal("answer_id_reused"))
+        else:
+            first = key in inserted and key not in claimed
+            claimed.add(key)
+            acks.append(_accepted(item.answer_id, answer.received_at, duplicate=not first))
+    return acks
+
+
+async def judge_and_store(store: _Store, batch: list[Submitted]) -> list[dict[str, Any]]:
+    """Judge, insert and read back one batch; one ack per item.
 
     An answer inserted by this batch and alone with its (question, player) in it is acked from
     what was sent; only conflicts (resends, second answers, races within the batch) are read
     back from the table."""
-    pairs = {(item.session_id, item.index) for item in batch}
-    questions = {
-        (q.session_id, q.position): q
-        for q in await session.execute(
-            select(
-                LiveQuestion.id,
-                LiveQuestion.session_id,
-                LiveQuestion.position,
-                LiveQuestion.opened_at,
-                LiveQuestion.paused_at,
-                LiveQuestion.closed_at,
-                LiveQuestion.time_limit_ms,
-            )
-            .where(tuple_(LiveQuestion.session_id, LiveQuestion.position).in_(list(pairs)))
-            .with_for_update(read=True, key_share=True, of=LiveQuestion)
-        )
-    }
-    players = {
-        p.id: p
-        for p in await session.execute(
-            select(
-                LivePlayer.id, LivePlayer.session_id, LivePlayer.kicked_at, LivePlayer.time_factor
-            ).where(LivePlayer.id.in_({item.player_id for item in batch}))
-        )
-    }
+    pairs = sorted({(item.session_id, item.index) for item in batch})
+    questions = {(q.session_id, q.position): q for q in await store.questions(pairs)}
+    players = {p.id: p for p in await store.players(sorted({i.player_id for i in batch}))}
     acks: list[dict[str, Any] | None] = [None] * len(batch)
     rows: list[dict[str, Any]] = []
     pending: list[int] = []  # items whose outcome depends on what is stored
@@ -232,34 +449,16 @@ async def write_batch(session: AsyncSession, batch: list[Submitted]) -> list[dic
                 "streak": None,
             }
         )
-    inserted: set[tuple[uuid.UUID, uuid.UUID]] = set()
-    if rows:
-        result = await session.execute(
-            _insert(session).returning(LiveAnswer.question_id, LiveAnswer.player_id), rows
-        )
-        inserted = {(q, p) for q, p in result}
+    inserted = await store.insert(rows) if rows else set()
     sent = Counter((row["question_id"], row["player_id"]) for row in rows)
     solo = {key for key in inserted if sent[key] == 1}
 
-    def key_of(n: int) -> tuple[uuid.UUID, uuid.UUID]:
+    def key_of(n: int) -> Key:
         return questions[(batch[n].session_id, batch[n].index)].id, batch[n].player_id
 
-    unsure = {key_of(n) for n in pending} - solo
-    stored: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
-    if unsure:
-        stored = {
-            (a.question_id, a.player_id): a
-            for a in await session.execute(
-                select(
-                    LiveAnswer.question_id,
-                    LiveAnswer.player_id,
-                    LiveAnswer.client_answer_id,
-                    LiveAnswer.response,
-                    LiveAnswer.received_at,
-                ).where(tuple_(LiveAnswer.question_id, LiveAnswer.player_id).in_(list(unsure)))
-            )
-        }
-    claimed: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    unsure = sorted({key_of(n) for n in pending} - solo)
+    stored = await store.stored(unsure) if unsure else {}
+    claimed: set[Key] = set()
     for n in pending:
         item = batch[n]
         key = key_of(n)

@@ -194,7 +194,10 @@ class LiveNamespace(LmsNamespace):
 
     async def on_answer(self, sid: str, data: Any = None, *_: Any) -> dict[str, Any]:
         received = utcnow()  # before anything else: the time the answer is judged by
-        return await self._answer(sid, data, received)
+        started = time.perf_counter()
+        ack = await self._answer(sid, data, received)
+        self.metrics.live_answer_latency.observe(time.perf_counter() - started)
+        return ack
 
     @acked
     async def _answer(self, sid: str, data: Any, received: Any) -> dict[str, Any]:

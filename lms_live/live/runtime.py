@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -49,7 +50,7 @@ from lms_live.live.events import (
     send,
     stream,
 )
-from lms_live.live.hot import PRESENCE_TTL, LiveHot
+from lms_live.live.hot import LiveHot
 from lms_live.live.models import LiveQuestion, LiveSession, Phase
 from lms_live.live.service import spec_of
 from lms_live.live.tokens import PlayerTokens
@@ -58,6 +59,7 @@ from lms_live.settings import Settings
 
 log = logging.getLogger("lms_live.live")
 
+PRESENCE_REFRESH = 3.0  # seconds; also how soon the counts recover after Redis lost them
 TICK_SECONDS = 5.0  # `tick` to everyone in a running session
 IDLE_CHECK_SECONDS = 60.0
 
@@ -70,6 +72,44 @@ class FrozenQuestion:
     index: int
     spec: QuestionSpec
     option_order: list[str]
+
+
+class GcSteward:
+    """Keeps CPython's cyclic collections away from fan-outs and answers.
+
+    A collection walks every tracked object: with thousands of sockets it stalls the loop for
+    tens to hundreds of milliseconds, delaying every fan-out and ack. So while a session fills
+    its lobby or has a question open, what is alive is frozen (moved out of the collector's
+    reach, O(1)) on every conductor pass, so a collection only ever walks what the last
+    fraction of a second allocated. When no session is running (between quizzes), or at most
+    every CYCLE_SECONDS while no question is open, everything is unfrozen, collected once and
+    frozen again: the cyclic garbage frozen meanwhile (closed connections) is not pinned for
+    long. Pauses are exported (`lms_gc_pause_seconds`)."""
+
+    CYCLE_SECONDS = 300.0
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.dirty = False  # froze since the last collection: garbage may be pinned
+        self.last_cycle = time.monotonic()
+
+    def hold(self) -> None:
+        """A lobby is filling or a question is being answered: freeze what is alive now."""
+        if self.enabled:
+            gc.freeze()
+            self.dirty = True
+
+    def quiet(self, *, sessions_running: bool) -> None:
+        """No lobby and no open question: collect when it is safe to pause."""
+        if not (self.enabled and self.dirty):
+            return
+        if sessions_running and time.monotonic() - self.last_cycle < self.CYCLE_SECONDS:
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self.dirty = False
+        self.last_cycle = time.monotonic()
 
 
 @dataclass
@@ -85,6 +125,7 @@ class LiveRuntime:
     metrics: Metrics
     instance_id: str
     kick_channel: str
+    gc: GcSteward = field(default_factory=lambda: GcSteward(enabled=False))
     _questions: OrderedDict[tuple[uuid.UUID, int], asyncio.Future[FrozenQuestion | None]] = field(
         default_factory=OrderedDict
     )
@@ -145,7 +186,7 @@ async def run(runtime: LiveRuntime, sio: socketio.AsyncServer, stop: asyncio.Eve
         runtime.writer.run(stop),
         _every(runtime.settings.live_sweep_interval, stop, lambda: sweep(runtime)),
         _conduct(runtime, stop),
-        _every(PRESENCE_TTL / 3, stop, lambda: refresh_presence(runtime, sio)),
+        _every(PRESENCE_REFRESH, stop, lambda: refresh_presence(runtime, sio)),
         _every(IDLE_CHECK_SECONDS, stop, lambda: finish_idle(runtime)),
         follow_channel(runtime.pubsub, runtime.kick_channel, on_kick, stop),
     )
@@ -218,6 +259,11 @@ async def conduct_once(
                 select(LiveSession).where(LiveSession.phase != Phase.FINISHED.value).limit(500)
             )
         )
+        busy = (Phase.LOBBY.value, Phase.QUESTION_OPEN.value)
+        if any(live.phase in busy for live in running):
+            runtime.gc.hold()
+        else:
+            runtime.gc.quiet(sessions_running=bool(running))
         for live in running:
             is_open = live.phase == Phase.QUESTION_OPEN.value
             if not is_open and now - last_quiet.get(live.id, 0.0) < 1.0:

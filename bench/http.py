@@ -101,7 +101,16 @@ def bare_app() -> web.Application:
 
 
 def serve_bare(port: int) -> None:
-    web.run_app(bare_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+    from lms_live.cli import new_event_loop  # the same event loop as `lms-live serve`
+
+    web.run_app(
+        bare_app(),
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=None,
+        loop=new_event_loop(),
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -187,6 +187,18 @@ async def truncate_all(pg_url: str) -> None:
 
 
 @pytest.fixture
+def live_settings() -> dict[str, Any]:
+    """Settings of the live quiz test instances (tests/livekit.py), over the test defaults."""
+    return {}
+
+
+@pytest.fixture
+def live_instances() -> int:
+    """How many app instances the live quiz tests run (on one PostgreSQL and one Redis)."""
+    return 2
+
+
+@pytest.fixture
 def app(settings: Settings, database: Database | None) -> web.Application:
     return create_app(settings, database=database)
 

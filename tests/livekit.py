@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 import socketio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
 from sqlalchemy import select
 
 from lms_live import keys
+from lms_live.app import create_app
 from lms_live.auth.models import Role, User
 from lms_live.core.db import utcnow
 from lms_live.courses.models import Course, CourseStatus
@@ -28,6 +33,7 @@ from lms_live.quizzes.spec import (
     SingleChoiceSpec,
     TrueFalseSpec,
 )
+from tests.conftest import make_settings
 
 NS = "/live"
 EVENTS = (
@@ -267,3 +273,37 @@ def label_of(question: dict[str, Any], text: str) -> str:
         if option["text"] == text:
             return str(option["id"])
     raise AssertionError(f"no option {text!r} in {question}")
+
+
+# --------------------------------------------------------------------------- fixtures
+# A test module imports `world_fixture` (the fixture `world`) and may override the fixtures
+# `live_settings` and `live_instances` (tests/conftest.py).
+
+
+@pytest.fixture(name="world")
+async def world_fixture(
+    aiohttp_server: Any,
+    tmp_path: Path,
+    worker_id: str,
+    pg_url: str,
+    redis_url: str,
+    redis: Redis,
+    database: None,
+    live_settings: dict[str, Any],
+    live_instances: int,
+) -> AsyncIterator[LiveWorld]:
+    """App instances on the real PostgreSQL and Redis, with quick sweeps and dashboards."""
+    settings = make_settings(
+        tmp_path,
+        worker_id,
+        pg_url=pg_url,
+        redis_url=redis_url,
+        task_broker="memory",
+        **{"live_sweep_interval": 0.05, "live_dashboard_interval": 0.1, **live_settings},
+    )
+    servers = [await aiohttp_server(create_app(settings)) for _ in range(live_instances)]
+    async with aiohttp.ClientSession() as http:
+        result = LiveWorld(servers, http)
+        yield result
+        for socket in result.sockets:
+            await socket.disconnect()

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import update
 
 from lms_live import keys
-from lms_live.app import create_app
 from lms_live.auth.models import User
 from lms_live.auth.service import new_password_hash
 from lms_live.core.middleware import content_security_policy
-from lms_live.web.live_pages import setup_live_pages
-from tests.conftest import make_settings
-from tests.livekit import LiveWorld
+from tests.livekit import (
+    LiveWorld,
+    world_fixture,  # noqa: F401 (the `world` fixture)
+)
 
 pytestmark = pytest.mark.shared_db
 
@@ -32,27 +29,8 @@ INLINE_CODE = re.compile(r"<script>|<style|\sstyle=|\son[a-z]+=|javascript:", re
 
 
 @pytest.fixture
-async def world(
-    aiohttp_server: Any,
-    tmp_path: Path,
-    worker_id: str,
-    pg_url: str,
-    redis_url: str,
-    redis: Redis,
-    database: None,
-) -> AsyncIterator[LiveWorld]:
-    settings = make_settings(
-        tmp_path, worker_id, pg_url=pg_url, redis_url=redis_url, task_broker="memory"
-    )
-    app = create_app(settings)
-    if "host_page" not in app.router.named_resources():
-        setup_live_pages(app)
-    server = await aiohttp_server(app)
-    async with aiohttp.ClientSession() as http:
-        result = LiveWorld([server], http)
-        yield result
-        for socket in result.sockets:
-            await socket.disconnect()
+def live_instances() -> int:
+    return 1
 
 
 class Browser:

@@ -7,49 +7,20 @@ results saved; rejoining restores everything; no right answer before the reveal.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import update
 
 from lms_live import keys
-from lms_live.app import create_app
 from lms_live.live.models import LiveAnswer, LivePlayer, LiveQuestion
-from tests.conftest import make_settings
-from tests.livekit import LiveWorld, label_of
+from tests.livekit import (
+    LiveWorld,
+    label_of,
+    world_fixture,  # noqa: F401 (the `world` fixture)
+)
 
 pytestmark = pytest.mark.shared_db
-
-
-@pytest.fixture
-async def world(
-    aiohttp_server: Any,
-    tmp_path: Path,
-    worker_id: str,
-    pg_url: str,
-    redis_url: str,
-    redis: Redis,
-    database: None,
-) -> AsyncIterator[LiveWorld]:
-    settings = make_settings(
-        tmp_path,
-        worker_id,
-        pg_url=pg_url,
-        redis_url=redis_url,
-        task_broker="memory",
-        live_sweep_interval=0.05,
-        live_dashboard_interval=0.1,
-    )
-    servers = [await aiohttp_server(create_app(settings)) for _ in range(2)]
-    async with aiohttp.ClientSession() as http:
-        result = LiveWorld(servers, http)
-        yield result
-        for socket in result.sockets:
-            await socket.disconnect()
 
 
 def no_secrets(payload: Any) -> None:

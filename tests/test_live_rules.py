@@ -8,57 +8,33 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import socketio
-from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 
 from lms_live import keys
-from lms_live.app import create_app
 from lms_live.auth.models import Role
 from lms_live.core.db import utcnow
 from lms_live.live import service
 from lms_live.live.models import LiveAnswer, LivePlayer, LiveQuestion, LiveSession
 from lms_live.quizzes.models import Accommodation
-from tests.conftest import make_settings
-from tests.livekit import NS, LiveSocket, LiveWorld, label_of
+from tests.livekit import (
+    NS,
+    LiveSocket,
+    LiveWorld,
+    label_of,
+    world_fixture,  # noqa: F401 (the `world` fixture)
+)
 
 pytestmark = pytest.mark.shared_db
 
 
 @pytest.fixture
-async def world(
-    aiohttp_server: Any,
-    tmp_path: Path,
-    worker_id: str,
-    pg_url: str,
-    redis_url: str,
-    redis: Redis,
-    database: None,
-) -> AsyncIterator[LiveWorld]:
-    settings = make_settings(
-        tmp_path,
-        worker_id,
-        pg_url=pg_url,
-        redis_url=redis_url,
-        task_broker="memory",
-        live_sweep_interval=0.05,
-        live_dashboard_interval=0.1,
-        live_socket_events_per_second=50,
-        live_join_rate="40/minute",
-    )
-    servers = [await aiohttp_server(create_app(settings)) for _ in range(2)]
-    async with aiohttp.ClientSession() as http:
-        result = LiveWorld(servers, http)
-        yield result
-        for socket in result.sockets:
-            await socket.disconnect()
+def live_settings() -> dict[str, Any]:
+    return {"live_socket_events_per_second": 50, "live_join_rate": "40/minute"}
 
 
 async def opened(world: LiveWorld, learners: int = 2, **options: Any) -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ from lms_live.core.redis import (
     KeyValueStore,
     MemoryKeyValue,
     MemoryPubSub,
+    MgetBatcher,
     PubSub,
     RedisKeyValue,
     RedisPubSub,
@@ -265,3 +266,38 @@ async def test_stopped_subscriber_is_unsubscribed(bus: Bus, channel: str) -> Non
         await bus.pubsub.publish(channel, "still here")
         assert await subs[1].next() == b"still here"
         assert subs[0].received.empty()
+
+
+async def test_concurrent_mgets_share_round_trips_and_each_gets_its_own_values(
+    redis: Redis,
+) -> None:
+    kv = RedisKeyValue(redis)
+    sent: list[int] = []
+    real_mget = kv.mget
+
+    async def counting_mget(keys: list[str]) -> list[bytes | None]:
+        sent.append(len(keys))
+        return await real_mget(keys)
+
+    kv.mget = counting_mget  # type: ignore[method-assign]
+    names = [f"lms:test:batch:{uuid.uuid4().hex}" for _ in range(40)]
+    for n, name in enumerate(names[::2]):
+        await kv.set(name, str(n), ttl=30)
+    batcher = MgetBatcher(kv)
+    answers = await asyncio.gather(*(batcher.mget([name, name + ":none"]) for name in names))
+    assert [a[1] for a in answers] == [None] * 40
+    assert [a[0] for a in answers] == [
+        str(n // 2).encode() if n % 2 == 0 else None for n in range(40)
+    ]
+    assert sum(sent) == 80
+    assert len(sent) <= 2  # one at once, the rest together in the next
+
+
+async def test_a_failed_batched_mget_fails_every_caller() -> None:
+    down = Redis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+    batcher = MgetBatcher(RedisKeyValue(down))
+    results = await asyncio.gather(*(batcher.mget(["a"]) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, RedisConnectionError | OSError) for r in results), results
+    await down.aclose()

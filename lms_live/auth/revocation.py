@@ -27,7 +27,7 @@ from sqlalchemy import select
 from lms_live.auth.models import AuthSession
 from lms_live.core.db import Database, utcnow
 from lms_live.core.errors import ServiceUnavailable
-from lms_live.core.redis import KeyValueStore
+from lms_live.core.redis import KeyValueStore, MgetBatcher, RedisKeyValue
 from lms_live.core.security import Principal
 
 log = logging.getLogger("lms_live.auth")
@@ -56,6 +56,8 @@ class Revocations:
         fail_closed: bool,
     ) -> None:
         self.kv = kv
+        # Every authenticated request reads these keys: concurrent reads share a round trip.
+        self.lookup = MgetBatcher(kv) if isinstance(kv, RedisKeyValue) else kv
         self.database = database
         self.ttl = access_ttl.total_seconds() + 60
         self.access_ttl = access_ttl
@@ -75,7 +77,7 @@ class Revocations:
         if principal.session_id is not None:
             keys.append(session_key(principal.session_id))
         try:
-            values = await self.kv.mget(keys)
+            values = await self.lookup.mget(keys)
             if values[0] is None:
                 await self._reload()
                 values = await self.kv.mget(keys)

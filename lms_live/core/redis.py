@@ -218,3 +218,40 @@ class MemoryPubSub:
         finally:
             stopped.cancel()
             self._queues[channel].discard(queue)
+
+
+class MgetBatcher:
+    """`mget`s from concurrent callers sharing one round trip.
+
+    A call goes out at once when none is in flight; calls arriving meanwhile go together in
+    the next one (natural batching: no added delay when idle, one round trip for many
+    requests under load, as the rate limiter does)."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        self._waiting: list[tuple[list[str], asyncio.Future[list[bytes | None]]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        found: asyncio.Future[list[bytes | None]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((keys, found))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        return await found
+
+    async def _send(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            every = [key for keys, _ in batch for key in keys]
+            try:
+                values = await self.kv.mget(every)
+            except Exception as exc:  # each caller gets the failure and decides
+                for _, found in batch:
+                    if not found.done():
+                        found.set_exception(exc)
+                continue
+            start = 0
+            for keys, found in batch:
+                if not found.done():
+                    found.set_result(values[start : start + len(keys)])
+                start += len(keys)

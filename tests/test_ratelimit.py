@@ -211,3 +211,18 @@ def test_decision_headers_round_reset_up() -> None:
         "X-RateLimit-Remaining": "6",
         "X-RateLimit-Reset": "9",
     }
+
+
+async def test_a_hit_reports_which_keys_exist_in_the_same_call(redis: Redis) -> None:
+    limiter = RedisRateLimiter(redis)
+    present = f"lms:test:exists:{uuid.uuid4().hex}"
+    absent = f"lms:test:absent:{uuid.uuid4().hex}"
+    await redis.set(present, b"1", ex=30)
+    bucket = f"check:{uuid.uuid4().hex}"
+    results = await asyncio.gather(
+        limiter.hit_checking(bucket, capacity=2, period=60, keys=[present, absent, present]),
+        limiter.hit_checking(bucket, capacity=2, period=60, keys=[absent]),
+        limiter.hit_checking(bucket, capacity=2, period=60, keys=[]),
+    )
+    assert [found for _, found in results] == [[True, False, True], [False], []]
+    assert [decision.allowed for decision, _ in results] == [True, True, False]

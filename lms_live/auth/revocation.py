@@ -71,11 +71,25 @@ class Revocations:
         if jti is not None:
             await self.kv.set(token_key(jti), b"1", ttl=self.ttl)
 
-    async def is_revoked(self, principal: Principal) -> bool:
-        """Whether this token's session or the token itself was revoked."""
+    @staticmethod
+    def keys_for(principal: Principal) -> list[str]:
+        """The keys whose presence decides a token: the marker, the token's, its session's."""
         keys = [MARKER, token_key(principal.jti)]
         if principal.session_id is not None:
             keys.append(session_key(principal.session_id))
+        return keys
+
+    @staticmethod
+    def judge(present: list[bool]) -> bool | None:
+        """Revoked or not from which of `keys_for` exist; None when the marker is missing
+        (the hot set must be rebuilt: ask `is_revoked`)."""
+        if not present or not present[0]:
+            return None
+        return any(present[1:])
+
+    async def is_revoked(self, principal: Principal) -> bool:
+        """Whether this token's session or the token itself was revoked."""
+        keys = self.keys_for(principal)
         try:
             values = await self.lookup.mget(keys)
             if values[0] is None:

@@ -33,8 +33,10 @@ from aiohttp import web
 
 from lms_live import keys
 from lms_live.core import errors as err
-from lms_live.core.http import spec_of
+from lms_live.core.http import RateBucket, spec_of
 from lms_live.core.logging import AccessRecord, request_id_var
+from lms_live.core.ratelimit import Decision, RedisRateLimiter
+from lms_live.core.security import Principal
 from lms_live.settings import Settings, parse_rate
 
 log = logging.getLogger("lms_live.http")
@@ -246,24 +248,35 @@ def check_host(request: web.Request) -> None:
         raise err.BadHost()
 
 
-async def authenticate(request: web.Request) -> None:
+async def authenticate(request: web.Request, *, revoked: bool | None = None) -> None:
     """Attach the principal of a valid, unrevoked Bearer token; routes decide whether one is
-    required (and then answer with the reason it is missing: AUTH_PROBLEM)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    principal = None
-    if scheme.lower() == "bearer" and token:
+    required (and then answer with the reason it is missing: AUTH_PROBLEM). `revoked`: the
+    revocation check's answer when the caller already has it (read with the rate limit)."""
+    principal = bearer_principal(request)
+    if principal is not None:
         try:
-            principal = request.app[keys.TOKENS].decode(token.strip())
-            if await request.app[keys.REVOCATIONS].is_revoked(principal):
+            if revoked is None:
+                revoked = await request.app[keys.REVOCATIONS].is_revoked(principal)
+            if revoked:
                 principal = None
                 request[keys.AUTH_PROBLEM] = err.TokenRevoked()
-        except err.InvalidToken:
-            principal = None
         except err.ServiceUnavailable as exc:  # revocations unreachable, production: closed
             principal = None
             request[keys.AUTH_PROBLEM] = exc
     request[keys.PRINCIPAL] = principal
+
+
+def bearer_principal(request: web.Request) -> Principal | None:
+    """The principal of the request's Bearer token if its signature, expiry and claims hold
+    (not yet checked against revocations)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return request.app[keys.TOKENS].decode(token.strip())
+    except err.InvalidToken:
+        return None
 
 
 class _RedisWarning:
@@ -276,27 +289,64 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     CORS (aiohttp-cors acts through its own routes and response hook), authentication,
     rate limit."""
     check_host(request)
+    bucket = bucket_of(request)
+    limiter = request.app[keys.RATE_LIMITER]
+    principal = bearer_principal(request) if bucket is not None else None
+    if bucket is not None and principal is not None and isinstance(limiter, RedisRateLimiter):
+        # One shared round trip for the token's revocation keys and the user's bucket.
+        checked = await _hit_checking(request, limiter, bucket, principal)
+        if checked is not None:
+            decision, present = checked
+            # A revoked token's request was counted as its user's (it still proved who
+            # signed in); the revocation decides access. No answer (marker missing): the
+            # full check runs and rebuilds the hot set.
+            await authenticate(request, revoked=request.app[keys.REVOCATIONS].judge(present))
+            return await _limited(request, handler, decision)
     await authenticate(request)
     return await rate_limit(request, handler)
 
 
-async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token bucket per user or client IP; auth operations use the stricter bucket."""
+def bucket_of(request: web.Request) -> RateBucket | None:
+    """The rate-limit bucket of a request, or None when it is not limited."""
     settings: Settings = request.app[keys.SETTINGS]
+    if not settings.rate_limit_enabled or request.path in _UNLIMITED:
+        return None
     spec = spec_of(request)
     if spec is not None:
-        bucket = spec.rate_limit
-    elif request.path.startswith("/api/") and request.method != "OPTIONS":
-        bucket = "default"
-    else:
-        bucket = None
-    if bucket is None or not settings.rate_limit_enabled or request.path in _UNLIMITED:
+        return spec.rate_limit
+    if request.path.startswith("/api/") and request.method != "OPTIONS":
+        return "default"
+    return None
+
+
+def _rate(request: web.Request, bucket: RateBucket) -> tuple[int, float]:
+    settings: Settings = request.app[keys.SETTINGS]
+    return parse_rate(settings.rate_limit_auth if bucket == "auth" else settings.rate_limit)
+
+
+async def _hit_checking(
+    request: web.Request, limiter: RedisRateLimiter, bucket: RateBucket, principal: Principal
+) -> tuple[Decision, list[bool]] | None:
+    capacity, period = _rate(request, bucket)
+    try:
+        return await limiter.hit_checking(
+            f"{bucket}:user:{principal.user_id}",
+            capacity=capacity,
+            period=period,
+            keys=request.app[keys.REVOCATIONS].keys_for(principal),
+        )
+    except (OSError, redis.exceptions.RedisError):
+        return None  # the separate checks decide (revocations fail closed in production)
+
+
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Token bucket per user or client IP; auth operations use the stricter bucket."""
+    bucket = bucket_of(request)
+    if bucket is None:
         return await handler(request)
     principal = request.get(keys.PRINCIPAL)
     identity = f"user:{principal.user_id}" if principal else f"ip:{client_ip(request)}"
-    capacity, period = parse_rate(
-        settings.rate_limit_auth if bucket == "auth" else settings.rate_limit
-    )
+    capacity, period = _rate(request, bucket)
     try:
         decision = await request.app[keys.RATE_LIMITER].hit(
             f"{bucket}:{identity}", capacity=capacity, period=period
@@ -308,6 +358,13 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
             _RedisWarning.last = now
             log.warning("rate limiter unavailable, allowing requests: %s", type(exc).__name__)
         return await handler(request)
+    return await _limited(request, handler, decision)
+
+
+async def _limited(
+    request: web.Request, handler: Handler, decision: Decision
+) -> web.StreamResponse:
+    """Refuse over the limit, else run the handler; the `X-RateLimit-*` headers either way."""
     if not decision.allowed:
         raise err.RateLimited(decision.retry_after, headers=decision.headers())
     try:

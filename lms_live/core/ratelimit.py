@@ -15,15 +15,21 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-# Takes one token from each of KEYS (ARGV holds capacity and rate per key, in order); keys
-# repeated in one call are taken in turn, exactly as separate calls would.
+# For each request i, in order: ARGV holds its bucket's capacity and rate and how many keys to
+# check (n); KEYS holds its bucket, then those n keys. Takes one token from the bucket (a
+# bucket repeated in one call is taken in turn, exactly as separate calls would) and reports
+# which of the checked keys exist (a bitmask), so a caller can read other state in the same
+# round trip (the middleware reads the token's revocation keys this way).
 _BUCKET_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local out = {}
-for i, key in ipairs(KEYS) do
-  local capacity = tonumber(ARGV[2 * i - 1])
-  local rate = tonumber(ARGV[2 * i])
+local k = 1
+for i = 1, #ARGV / 3 do
+  local key = KEYS[k]
+  local capacity = tonumber(ARGV[3 * i - 2])
+  local rate = tonumber(ARGV[3 * i - 1])
+  local checks = tonumber(ARGV[3 * i])
   local state = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens = tonumber(state[1])
   local ts = tonumber(state[2])
@@ -39,8 +45,16 @@ for i, key in ipairs(KEYS) do
   end
   redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
   redis.call('PEXPIRE', key, math.ceil((capacity - tokens) / rate * 1000) + 1000)
-  out[2 * i - 1] = allowed
-  out[2 * i] = tostring(tokens)
+  local found = 0
+  for j = 1, checks do
+    if redis.call('EXISTS', KEYS[k + j]) == 1 then
+      found = found + 2 ^ (j - 1)
+    end
+  end
+  k = k + 1 + checks
+  out[3 * i - 2] = allowed
+  out[3 * i - 1] = tostring(tokens)
+  out[3 * i] = found
 end
 return out
 """
@@ -91,33 +105,48 @@ class RedisRateLimiter:
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_BUCKET_SCRIPT)
-        self._waiting: list[tuple[str, int, float, asyncio.Future[Decision]]] = []
+        self._waiting: list[
+            tuple[str, int, float, list[str], asyncio.Future[tuple[Decision, list[bool]]]]
+        ] = []
         self._sender: asyncio.Task[None] | None = None
 
     async def hit(self, key: str, *, capacity: int, period: float) -> Decision:
-        decision: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._waiting.append((f"lms:rl:{key}", capacity, capacity / period, decision))
+        decision, _ = await self.hit_checking(key, capacity=capacity, period=period, keys=[])
+        return decision
+
+    async def hit_checking(
+        self, key: str, *, capacity: int, period: float, keys: list[str]
+    ) -> tuple[Decision, list[bool]]:
+        """Take a token, and learn in the same round trip which of `keys` exist."""
+        found: asyncio.Future[tuple[Decision, list[bool]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append((f"lms:rl:{key}", capacity, capacity / period, keys, found))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
-        return await decision
+        return await found
 
     async def _send(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            keys: list[str] = []
             args: list[float] = []
-            for _, capacity, rate, _ in batch:
-                args += (capacity, rate)
+            for bucket, capacity, rate, checks, _ in batch:
+                keys += (bucket, *checks)
+                args += (capacity, rate, len(checks))
             try:
-                result = await self._script(keys=[item[0] for item in batch], args=args)
+                result = await self._script(keys=keys, args=args)
             except Exception as exc:  # every waiter gets the failure (the caller decides)
-                for *_, decision in batch:
-                    if not decision.done():
-                        decision.set_exception(exc)
+                for *_, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
                 continue
-            for index, (_, capacity, rate, decision) in enumerate(batch):
-                if not decision.done():
-                    allowed, tokens = result[2 * index], result[2 * index + 1]
-                    decision.set_result(_decide(bool(allowed), float(tokens), capacity, rate))
+            for index, (_, capacity, rate, checks, waiter) in enumerate(batch):
+                if not waiter.done():
+                    allowed, tokens, mask = result[3 * index : 3 * index + 3]
+                    decision = _decide(bool(allowed), float(tokens), capacity, rate)
+                    present = [bool(int(mask) >> j & 1) for j in range(len(checks))]
+                    waiter.set_result((decision, present))
 
 
 class MemoryRateLimiter:

@@ -32,16 +32,11 @@ def hosts_room(session_id: str) -> str:
     return f"live:{session_id}:hosts"
 
 
-def player_room(session_id: str, player_id: str) -> str:
-    """The sockets of one player."""
-    return f"live:{session_id}:p:{player_id}"
-
-
-def parse_player_room(name: str) -> tuple[str, str] | None:
-    """(session id, player id) of a player room's name, else None."""
+def session_of_room(name: str) -> str | None:
+    """The session id of a session's room name (`live:<id>`), else None."""
     parts = name.split(":")
-    if len(parts) == 4 and parts[0] == "live" and parts[2] == "p":
-        return parts[1], parts[3]
+    if len(parts) == 2 and parts[0] == "live":
+        return parts[1]
     return None
 
 
@@ -55,12 +50,11 @@ def hosts_stream(session_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """An event for a session's room (numbered), its hosts (numbered apart) or one player."""
+    """An event for a session's room or its hosts' room, each numbered in its own stream."""
 
     event: str
     data: dict[str, Any]
-    to: str = "all"  # all | hosts | player
-    player_id: str | None = None
+    to: str = "all"  # all | hosts
 
 
 @dataclass
@@ -76,9 +70,6 @@ class Outbox:
     def hosts(self, event: str, **data: Any) -> None:
         self.items.append(Broadcast(event, data, to="hosts"))
 
-    def player(self, player_id: str, event: str, **data: Any) -> None:
-        self.items.append(Broadcast(event, data, to="player", player_id=player_id))
-
 
 async def send(outbox: Outbox, *, streams: StreamLog, emitter: Emitter) -> None:
     """Number and emit an outbox's broadcasts, in order (after the commit). A failed emit is
@@ -90,13 +81,10 @@ async def send(outbox: Outbox, *, streams: StreamLog, emitter: Emitter) -> None:
                 numbered = await streams.append(stream(sid), item.event, item.data)
                 payload = {"seq": numbered.seq, **item.data}
                 target = room(sid)
-            elif item.to == "hosts":
+            else:
                 numbered = await streams.append(hosts_stream(sid), item.event, item.data)
                 payload = {"host_seq": numbered.seq, **item.data}
                 target = hosts_room(sid)
-            else:
-                payload = dict(item.data)
-                target = player_room(sid, str(item.player_id))
             await emitter.emit(item.event, payload, room=target, namespace=NAMESPACE)
         except Exception:
             log.exception("live broadcast %s of session %s failed", item.event, sid)

@@ -39,7 +39,6 @@ from lms_live.live.events import (
     Outbox,
     hosts_room,
     hosts_stream,
-    player_room,
     room,
     stream,
 )
@@ -98,23 +97,21 @@ class LiveNamespace(LmsNamespace):
         except LmsError as exc:
             raise refusal(exc) from exc
         live_id, player_id = str(claims.session_id), str(claims.player_id)
-        await self.save_session(
-            sid,
-            {
-                "user_id": str(principal.user_id) if principal else None,
-                "role": principal.role if principal else None,
-                "session_id": str(principal.session_id)
-                if principal and principal.session_id
-                else None,
-                "player_id": player_id,
-                "live_id": live_id,
-            },
-        )
+        # Small on purpose: thousands of these per instance (a guest's is two entries).
+        data: dict[str, str | None] = {"player_id": player_id, "live_id": live_id}
+        if principal is not None:
+            data |= {
+                "user_id": str(principal.user_id),
+                "role": principal.role,
+                "session_id": str(principal.session_id) if principal.session_id else None,
+            }
+        await self.save_session(sid, data)
         if principal is not None:
             await self._watch_expiry(sid, principal)
             await self.enter_room(sid, user_room(str(principal.user_id)))
+        # Only the session's room: a room per player would cost ~1 KB per learner; kicks and
+        # presence find a player's sockets through their sessions instead.
         await self.enter_room(sid, room(live_id))
-        await self.enter_room(sid, player_room(live_id, player_id))
         self.metrics.sockets_connected.labels(self.namespace).inc()
         await self.rt.hot.online_add(live_id, [player_id])
 
@@ -122,15 +119,9 @@ class LiveNamespace(LmsNamespace):
         await super().on_disconnect(sid, reason)
         session = await self.get_session(sid)
         if session.get("player_id"):
-            others = [
-                s
-                for s, _ in self.server.manager.get_participants(
-                    NAMESPACE, player_room(session["live_id"], session["player_id"])
-                )
-                if s != sid
-            ]
-            if not others:
-                await self.rt.hot.online_remove(session["live_id"], session["player_id"])
+            # Another tab of the same player still connected is counted again by the next
+            # presence refresh (every few seconds).
+            await self.rt.hot.online_remove(session["live_id"], session["player_id"])
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Every client event passes the socket's token bucket first."""

@@ -44,10 +44,9 @@ from lms_live.live.events import (
     Outbox,
     hosts_room,
     hosts_stream,
-    parse_player_room,
-    player_room,
     room,
     send,
+    session_of_room,
     stream,
 )
 from lms_live.live.hot import LiveHot
@@ -292,23 +291,31 @@ async def conduct_once(
                 )
 
 
+async def local_players(sio: socketio.AsyncServer, session_id: str) -> dict[str, list[str]]:
+    """This instance's player sockets in a session: player id -> socket ids."""
+    found: dict[str, list[str]] = {}
+    for sid, _ in list(sio.manager.get_participants(NAMESPACE, room(session_id))):
+        with contextlib.suppress(KeyError):  # disconnected meanwhile
+            data = await sio.get_session(sid, namespace=NAMESPACE)
+            if data.get("player_id"):
+                found.setdefault(data["player_id"], []).append(sid)
+    return found
+
+
 async def refresh_presence(runtime: LiveRuntime, sio: socketio.AsyncServer) -> None:
     """Count this instance's connected players as online for another PRESENCE_TTL."""
-    rooms = sio.manager.rooms.get(NAMESPACE, {})
-    per_session: dict[str, list[str]] = {}
-    for name, members in list(rooms.items()):
-        parsed = parse_player_room(str(name)) if name else None
-        if parsed and members:
-            per_session.setdefault(parsed[0], []).append(parsed[1])
-    for session_id, players in per_session.items():
-        await runtime.hot.online_add(session_id, players)
+    for name in list(sio.manager.rooms.get(NAMESPACE, {})):
+        session_id = session_of_room(str(name)) if name else None
+        if session_id is not None:
+            players = await local_players(sio, session_id)
+            await runtime.hot.online_add(session_id, list(players))
 
 
 async def _apply_kick(sio: socketio.AsyncServer, raw: bytes) -> None:
     try:
         message = json.loads(raw)
-        target = player_room(str(message["session_id"]), str(message["player_id"]))
-        for sid, _ in list(sio.manager.get_participants(NAMESPACE, target)):
+        players = await local_players(sio, str(message["session_id"]))
+        for sid in players.get(str(message["player_id"]), []):
             await sio.emit(
                 "kicked", {"banned": bool(message["banned"])}, to=sid, namespace=NAMESPACE
             )

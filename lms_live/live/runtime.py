@@ -77,33 +77,42 @@ class GcSteward:
     """Keeps CPython's cyclic collections away from fan-outs and answers.
 
     A collection walks every tracked object: with thousands of sockets it stalls the loop for
-    tens to hundreds of milliseconds, delaying every fan-out and ack. So while a session fills
-    its lobby or has a question open, what is alive is frozen (moved out of the collector's
-    reach, O(1)) on every conductor pass, so a collection only ever walks what the last
-    fraction of a second allocated. When no session is running (between quizzes), or at most
-    every CYCLE_SECONDS while no question is open, everything is unfrozen, collected once and
-    frozen again: the cyclic garbage frozen meanwhile (closed connections) is not pinned for
-    long. Pauses are exported (`lms_gc_pause_seconds`)."""
+    tens to hundreds of milliseconds, delaying every fan-out and ack. So while a session with
+    sockets on this instance fills its lobby or has a question open, what is alive is frozen
+    (moved out of the collector's reach, O(1)) on every conductor pass: a collection then only
+    walks what the last fraction of a second allocated. The cyclic garbage frozen meanwhile
+    (closed connections, finished requests) is released by a cycle (unfreeze, collect once,
+    freeze again): as soon as no such session is running here, else after CYCLE_SECONDS when
+    no question is open here (a lobby can wait a moment), and after MAX_PINNED_SECONDS in any
+    case (a pause is better than memory growing all day on a busy instance). Pauses are
+    exported (`lms_gc_pause_seconds`)."""
 
     CYCLE_SECONDS = 300.0
+    MAX_PINNED_SECONDS = 3600.0
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.dirty = False  # froze since the last collection: garbage may be pinned
         self.last_cycle = time.monotonic()
 
-    def hold(self) -> None:
-        """A lobby is filling or a question is being answered: freeze what is alive now."""
-        if self.enabled:
+    def observe(self, *, running: bool, busy: bool, question_open: bool) -> None:
+        """One conductor pass's view of this instance's sessions: any running, any lobby
+        filling or question open (`busy`), any question open."""
+        if not self.enabled:
+            return
+        pinned = time.monotonic() - self.last_cycle
+        if self.dirty and (
+            not running
+            or (not question_open and pinned >= self.CYCLE_SECONDS)
+            or pinned >= self.MAX_PINNED_SECONDS
+        ):
+            self.cycle()
+        if busy:
             gc.freeze()
             self.dirty = True
 
-    def quiet(self, *, sessions_running: bool) -> None:
-        """No lobby and no open question: collect when it is safe to pause."""
-        if not (self.enabled and self.dirty):
-            return
-        if sessions_running and time.monotonic() - self.last_cycle < self.CYCLE_SECONDS:
-            return
+    def cycle(self) -> None:
+        """Unfreeze, collect once, freeze what is alive."""
         gc.unfreeze()
         gc.collect()
         gc.freeze()
@@ -184,7 +193,7 @@ async def run(runtime: LiveRuntime, sio: socketio.AsyncServer, stop: asyncio.Eve
     await asyncio.gather(
         runtime.writer.run(stop),
         _every(runtime.settings.live_sweep_interval, stop, lambda: sweep(runtime)),
-        _conduct(runtime, stop),
+        _conduct(runtime, sio, stop),
         _every(PRESENCE_REFRESH, stop, lambda: refresh_presence(runtime, sio)),
         _every(IDLE_CHECK_SECONDS, stop, lambda: finish_idle(runtime)),
         follow_channel(runtime.pubsub, runtime.kick_channel, on_kick, stop),
@@ -227,13 +236,13 @@ async def finish_idle(runtime: LiveRuntime) -> None:
         await runtime.publish(outbox)
 
 
-async def _conduct(runtime: LiveRuntime, stop: asyncio.Event) -> None:
+async def _conduct(runtime: LiveRuntime, sio: socketio.AsyncServer, stop: asyncio.Event) -> None:
     interval = runtime.settings.live_dashboard_interval
     last_quiet: dict[uuid.UUID, float] = {}
     last_tick: dict[uuid.UUID, float] = {}
     while not stop.is_set():
         try:
-            await conduct_once(runtime, last_quiet=last_quiet, last_tick=last_tick)
+            await conduct_once(runtime, sio=sio, last_quiet=last_quiet, last_tick=last_tick)
         except Exception:
             log.exception("live conductor failed; continuing")
         with contextlib.suppress(TimeoutError):
@@ -243,6 +252,7 @@ async def _conduct(runtime: LiveRuntime, stop: asyncio.Event) -> None:
 async def conduct_once(
     runtime: LiveRuntime,
     *,
+    sio: socketio.AsyncServer | None = None,
     last_quiet: dict[uuid.UUID, float] | None = None,
     last_tick: dict[uuid.UUID, float] | None = None,
 ) -> None:
@@ -258,11 +268,16 @@ async def conduct_once(
                 select(LiveSession).where(LiveSession.phase != Phase.FINISHED.value).limit(500)
             )
         )
-        busy = (Phase.LOBBY.value, Phase.QUESTION_OPEN.value)
-        if any(live.phase in busy for live in running):
-            runtime.gc.hold()
-        else:
-            runtime.gc.quiet(sessions_running=bool(running))
+        if sio is not None:
+            local = sio.manager.rooms.get(NAMESPACE, {})
+            here = [live for live in running if local.get(room(str(live.id)))]
+            runtime.gc.observe(
+                running=bool(here),
+                busy=any(
+                    live.phase in (Phase.LOBBY.value, Phase.QUESTION_OPEN.value) for live in here
+                ),
+                question_open=any(live.phase == Phase.QUESTION_OPEN.value for live in here),
+            )
         for live in running:
             is_open = live.phase == Phase.QUESTION_OPEN.value
             if not is_open and now - last_quiet.get(live.id, 0.0) < 1.0:

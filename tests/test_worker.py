@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -89,15 +90,30 @@ class SlowInbox(SmtpInbox):
 
 
 @pytest.fixture
-def smtp_port() -> int:
-    return free_port()
+def smtp_holder() -> Iterator[socket.socket]:
+    """A socket bound (not listening) to the SMTP port until the server starts: connections
+    are refused ("SMTP is down"), and no other process of a parallel run can take the port
+    in the meantime (a free port picked early and bound late was sometimes taken)."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    yield holder
+    holder.close()
 
 
 @pytest.fixture
-def start_smtp(smtp_port: int) -> Iterator[Callable[[SmtpInbox], SmtpInbox]]:
+def smtp_port(smtp_holder: socket.socket) -> int:
+    port: int = smtp_holder.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def start_smtp(
+    smtp_port: int, smtp_holder: socket.socket
+) -> Iterator[Callable[[SmtpInbox], SmtpInbox]]:
     controllers: list[Controller] = []
 
     def start(inbox: SmtpInbox) -> SmtpInbox:
+        smtp_holder.close()  # hand the port to the server
         controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
         controller.start()
         controllers.append(controller)

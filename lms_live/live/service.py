@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,7 +44,7 @@ from lms_live.live.schemas import LeaderboardMode, SessionOptions
 from lms_live.quizzes import grading
 from lms_live.quizzes.attempts import draw_questions, get_quiz
 from lms_live.quizzes.models import Accommodation
-from lms_live.quizzes.spec import QuestionSpec, QuestionType
+from lms_live.quizzes.spec import QuestionSpec, QuestionType, load_spec
 
 GRACE_MS = 1000  # network slack after a player's deadline (the server's receive time counts)
 LEADERBOARD_SIZE = 10
@@ -60,7 +59,6 @@ PLAYABLE = frozenset(
         QuestionType.ORDERING,
     }
 )
-_SPEC: TypeAdapter[QuestionSpec] = TypeAdapter(QuestionSpec)
 
 
 # --------------------------------------------------------------------------- errors
@@ -174,7 +172,13 @@ def rules_of(live: LiveSession) -> scoring.Rules:
 
 def spec_of(question: LiveQuestion) -> QuestionSpec:
     """The frozen spec of a session's question."""
-    return _SPEC.validate_python(question.body)
+    return load_spec(question.body)
+
+
+def ends_at(question: LiveQuestion) -> datetime:
+    """When an opened question's time is up for a time factor of 1 (before the grace)."""
+    assert question.opened_at is not None
+    return question.opened_at + timedelta(milliseconds=question.time_limit_ms)
 
 
 def deadline_of(question: LiveQuestion, time_factor: float) -> datetime | None:
@@ -336,7 +340,7 @@ async def create_session(
         raise Conflict("Could not draw a free join code; try again.")
     limit_ms = options.seconds_per_question * 1000
     for position, version in enumerate(versions):
-        spec = _SPEC.validate_python(version.body)
+        spec = load_spec(version.body)
         session.add(
             LiveQuestion(
                 session_id=live.id,
@@ -570,9 +574,7 @@ def _opened_payload(live: LiveSession, question: LiveQuestion, now: datetime) ->
         "count": live.question_count,
         "question": public_question(question),
         "opened_at": question.opened_at.isoformat(),
-        "ends_at": (
-            question.opened_at + timedelta(milliseconds=question.time_limit_ms)
-        ).isoformat(),
+        "ends_at": ends_at(question).isoformat(),
         "time_limit_ms": question.time_limit_ms,
         "points": options_of(live).points,
         "server_now": now.isoformat(),
@@ -615,16 +617,7 @@ async def control(
     elif action == "next":
         await _next(session, live=live, phase=phase, now=now, outbox=outbox)
     elif action == "close_question":
-        question = await _current_open(session, live)
-        await close_question(
-            session,
-            live=live,
-            question=question,
-            reason="host",
-            now=now,
-            outbox=outbox,
-            hot_states=hot_states,
-        )
+        await _close_by_host(session, live=live, now=now, outbox=outbox, hot_states=hot_states)
     elif action in ("pause", "resume"):
         question = await _current_open(session, live)
         _clock(
@@ -641,9 +634,7 @@ async def control(
                 "clock_resumed",
                 index=question.position,
                 opened_at=question.opened_at.isoformat(),
-                ends_at=(
-                    question.opened_at + timedelta(milliseconds=question.time_limit_ms)
-                ).isoformat(),
+                ends_at=ends_at(question).isoformat(),
                 server_now=now.isoformat(),
             )
     elif action == "skip":
@@ -656,20 +647,31 @@ async def control(
         await _after(session, live=live, now=now, outbox=outbox)
     elif action == "end":
         if phase is Phase.QUESTION_OPEN:
-            question = await _current_open(session, live)
-            await close_question(
-                session,
-                live=live,
-                question=question,
-                reason="host",
-                now=now,
-                outbox=outbox,
-                hot_states=hot_states,
-            )
+            await _close_by_host(session, live=live, now=now, outbox=outbox, hot_states=hot_states)
         await _finish(session, live=live, now=now, by="host", outbox=outbox)
     else:
         raise WrongPhase(f"Unknown control {action!r}.")
     return live
+
+
+async def _close_by_host(
+    session: AsyncSession,
+    *,
+    live: LiveSession,
+    now: datetime,
+    outbox: Outbox,
+    hot_states: dict[str, dict[str, Any]],
+) -> None:
+    question = await _current_open(session, live)
+    await close_question(
+        session,
+        live=live,
+        question=question,
+        reason="host",
+        now=now,
+        outbox=outbox,
+        hot_states=hot_states,
+    )
 
 
 async def _current_open(session: AsyncSession, live: LiveSession) -> LiveQuestion:
@@ -1162,9 +1164,7 @@ async def _session_view(
         view |= {
             "question": public_question(question),
             "opened_at": question.opened_at.isoformat(),
-            "ends_at": (
-                question.opened_at + timedelta(milliseconds=question.time_limit_ms)
-            ).isoformat(),
+            "ends_at": ends_at(question).isoformat(),
             "paused_at": question.paused_at.isoformat() if question.paused_at else None,
             "time_limit_ms": question.time_limit_ms,
         }

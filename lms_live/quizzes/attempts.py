@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import Select, delete, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -75,12 +74,10 @@ from lms_live.quizzes.models import (
     Quiz,
     QuizSlot,
 )
-from lms_live.quizzes.spec import QuestionSpec
+from lms_live.quizzes.spec import QuestionSpec, load_spec
 
 LEARNER = "learner"
 SWEEPER = "sweeper"
-
-_SPEC: TypeAdapter[QuestionSpec] = TypeAdapter(QuestionSpec)
 
 
 # --------------------------------------------------------------------------- failures
@@ -342,7 +339,7 @@ class Regraded:
 
 def spec_of(version: QuestionVersion) -> QuestionSpec:
     """The typed spec of a stored question version."""
-    return _SPEC.validate_python(version.body)
+    return load_spec(version.body)
 
 
 async def get_quiz(session: AsyncSession, *, quiz_id: uuid.UUID, lock: bool = False) -> Quiz:

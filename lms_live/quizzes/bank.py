@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,9 +57,7 @@ from lms_live.quizzes.models import (
     Quiz,
     QuizSlot,
 )
-from lms_live.quizzes.spec import QuestionSpec
-
-_SPEC: TypeAdapter[QuestionSpec] = TypeAdapter(QuestionSpec)
+from lms_live.quizzes.spec import QuestionSpec, load_spec
 
 K = TypeVar("K", bound=Hashable)
 
@@ -710,7 +707,7 @@ async def export_questions(
             points=version.points,
             general_feedback=version.general_feedback,
             tags=tags[question_id],
-            spec=_SPEC.validate_python(version.body),
+            spec=load_spec(version.body),
         )
         for question_id, title, version in rows
     ]

@@ -13,9 +13,9 @@ Ids of options, items and pairs are short strings chosen by the author (or gener
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, model_validator
 
 OptionId = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_-]+$")]
 Text = Annotated[str, Field(max_length=10_000, description="Markdown.")]
@@ -262,3 +262,11 @@ RESPONSES: dict[QuestionType, type[_Response]] = {
     QuestionType.MATCHING: MatchingResponse,
     QuestionType.ESSAY: EssayResponse,
 }
+
+
+_SPEC: TypeAdapter[QuestionSpec] = TypeAdapter(QuestionSpec)
+
+
+def load_spec(body: Any) -> QuestionSpec:
+    """The typed spec of a stored question body (a version's, or a live session's copy)."""
+    return _SPEC.validate_python(body)

@@ -104,6 +104,12 @@ def test_schemathesis_finds_no_failures(
             "2",
             "--generation-database",
             "none",
+            # A parallel suite can starve the server for a moment: a slow answer is not a
+            # contract failure (a 5xx still is). Runtime errors showed up once in 8 CI runs.
+            "--request-timeout",
+            "30",
+            "--request-retries",
+            "1",
             "-H",
             f"Authorization: Bearer {token}",
             # Business rules stricter than JSON Schema can say (the common-password list,
@@ -126,7 +132,7 @@ def test_schemathesis_finds_no_failures(
     finally:
         server.send_signal(signal.SIGTERM)
         log, _ = server.communicate(timeout=15)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-2000:]
     assert "failures" not in result.stdout.rsplit("SUMMARY", 1)[-1].split("Test cases")[0]
     # The token worked throughout (schemathesis lists operations that only got 401/403; the
     # ones that check a password or a code legitimately answer 403 to its guesses).

@@ -30,7 +30,7 @@ from lms_live.core.db import Database, make_engine
 from lms_live.core.http import RouteTable
 from lms_live.core.mail import EmailTemplates, make_mailer
 from lms_live.core.metrics import Metrics
-from lms_live.core.middleware import errors, guard, request_context, security_headers
+from lms_live.core.middleware import pipeline, security_headers
 from lms_live.core.openapi import build_openapi
 from lms_live.core.presence import MemoryPresence, RedisPresence
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -306,11 +306,12 @@ def create_app(
     """The lms_live web application for these settings (`database` overrides the engine)."""
     settings = settings or Settings()
     app = web.Application(
-        middlewares=[request_context, errors, guard],
+        middlewares=[pipeline],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app[keys.SECURITY_HEADERS] = security_headers(settings)
     app[keys.TOKENS] = TokenCodec.from_settings(settings)
     app[keys.AUTH] = AuthKit.from_settings(settings, tokens=app[keys.TOKENS])
     app[keys.MAILER] = make_mailer(settings)
@@ -339,7 +340,6 @@ def create_app(
     app[keys.SIO] = sio
 
     _setup_cors(app, settings)
-    app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.extend(
         [
             _metrics_ctx,

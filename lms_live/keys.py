@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import socketio
     from aiohttp.typedefs import Middleware
     from aiohttp_session import AbstractStorage
+    from multidict import CIMultiDict
     from redis.asyncio import Redis
     from taskiq import AsyncBroker
 
@@ -45,6 +46,8 @@ BROKER: web.AppKey[AsyncBroker] = web.AppKey("broker")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+# The security headers added to every response (core.middleware.security_headers).
+SECURITY_HEADERS: web.AppKey[CIMultiDict[str]] = web.AppKey("security_headers")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")
 ROUTES: web.AppKey[RouteTable] = web.AppKey("routes")
 AUTH: web.AppKey[AuthKit] = web.AppKey("auth")

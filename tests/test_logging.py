@@ -7,7 +7,12 @@ import json
 import logging
 import time
 
-from lms_live.core.logging import BufferedStreamHandler, JsonLineFormatter, TextFormatter
+from lms_live.core.logging import (
+    AccessRecord,
+    BufferedStreamHandler,
+    JsonLineFormatter,
+    TextFormatter,
+)
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:
@@ -92,3 +97,31 @@ def test_json_lines_include_the_traceback_of_errors() -> None:
         )
     line = json.loads(JsonLineFormatter().format(record))
     assert "ValueError: boom" in line["exception"]
+
+
+def test_direct_access_lines_equal_the_formatted_records() -> None:
+    """The access log's direct path (no LogRecord) writes what formatting its record would."""
+    fields = ("GET", "/api/v1/health", 200, 1.23, "10.0.0.1", "rid-1")
+    record = AccessRecord(
+        "lms_live.http",
+        logging.INFO,
+        method="GET",
+        route="/api/v1/health",
+        status=200,
+        duration_ms=1.23,
+        client="10.0.0.1",
+        request_id="rid-1",
+    )
+    json_formatter = JsonLineFormatter()
+    direct = json.loads(json_formatter.access_line(logging.INFO, "lms_live.http", fields))
+    formatted = json.loads(json_formatter.format(record))
+    assert direct.pop("time")[:16] == formatted.pop("time")[:16]
+    assert direct == formatted
+    assert direct["message"] == "GET /api/v1/health 200 1.2ms"
+    text_formatter = TextFormatter(
+        "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+    )
+    direct_text = text_formatter.access_line(logging.INFO, "lms_live.http", fields)
+    formatted_text = text_formatter.format(record)
+    assert direct_text.split(" ", 1)[1] == formatted_text.split(" ", 1)[1]
+    assert direct_text.endswith("INFO    lms_live.http [rid-1] GET /api/v1/health 200 1.2ms")

@@ -6,9 +6,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lms_live.app import create_app
+from lms_live.core.metrics import Metrics
 from tests.conftest import make_settings
 
 
@@ -70,3 +72,23 @@ async def test_metrics_token_is_required_when_configured(
     ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert ok.status == 200
     assert "lms_http_requests_total" in await ok.text()
+
+
+def test_request_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    """The HTTP series are counted without prometheus-client's per-sample locks; the text
+    they render must read as the library's own Counter and Histogram would."""
+    metrics = Metrics()
+    for seconds in (0.0005, 0.001, 0.002, 0.3, 20):
+        metrics.observe_request("GET", "/x", 200, seconds)
+    metrics.observe_request("GET", "/x", 404, 0.001)
+    lines = set(generate_latest(metrics.registry).decode().splitlines())
+    assert 'lms_http_requests_total{method="GET",route="/x",status="200"} 5.0' in lines
+    assert 'lms_http_requests_total{method="GET",route="/x",status="404"} 1.0' in lines
+    bucket = "lms_http_request_duration_seconds_bucket"
+    assert f'{bucket}{{le="0.001",method="GET",route="/x"}} 3.0' in lines  # le is inclusive
+    assert f'{bucket}{{le="0.0025",method="GET",route="/x"}} 4.0' in lines
+    assert f'{bucket}{{le="0.5",method="GET",route="/x"}} 5.0' in lines
+    assert f'{bucket}{{le="10.0",method="GET",route="/x"}} 5.0' in lines
+    assert f'{bucket}{{le="+Inf",method="GET",route="/x"}} 6.0' in lines
+    assert 'lms_http_request_duration_seconds_count{method="GET",route="/x"} 6.0' in lines
+    assert 'lms_http_request_duration_seconds_sum{method="GET",route="/x"} 20.3045' in lines

@@ -284,8 +284,85 @@ async def test_many_concurrent_requests_are_all_answered(client: Any) -> None:
     assert [r.status for r in responses] == [200] * 50
 
 
-def test_every_middleware_is_installed_in_order(settings: Any) -> None:
-    app = create_app(settings)
-    names = [getattr(m, "__name__", "") for m in app.middlewares]
-    assert names == ["request_context", "errors", "guard"]
-    assert isinstance(app, web.Application)
+async def test_outer_stages_wrap_every_refusal_of_the_inner_ones(
+    make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Order of the stages: a refusal by the host check or the rate limit is still rendered
+    as a JSON error, carries the request id and the security headers, and is counted and
+    logged with its status."""
+    caplog.set_level(logging.INFO, logger="lms_live.http")
+    client = await make_client(rate_limit="1/minute")
+    bad_host = await client.get(
+        "/api/v1/system/clock", headers={"Host": "evil.example", "X-Request-ID": "order-1"}
+    )
+    assert (await client.get("/api/v1/system/clock")).status == 200
+    limited = await client.get("/api/v1/system/clock", headers={"X-Request-ID": "order-2"})
+    for response, status, request_id in ((bad_host, 400, "order-1"), (limited, 429, "order-2")):
+        assert response.status == status
+        assert response.headers["X-Request-ID"] == request_id
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.content_type == "application/json"
+    assert (await bad_host.json())["error"] == "bad_host"
+    assert (await limited.json())["error"] == "rate_limited"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    logged = {
+        r.request_id: r.status  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "lms_live.http"
+    }
+    assert logged["order-1"] == 400
+    assert logged["order-2"] == 429
+    metrics = (await (await client.get("/metrics")).text()).splitlines()
+    counted = [line for line in metrics if line.startswith("lms_http_requests_total{")]
+    assert any('route="/api/v1/system/clock"' in c and 'status="429"' in c for c in counted)
+    assert any('route="/api/v1/system/clock"' in c and 'status="400"' in c for c in counted)
+
+
+async def test_raised_redirects_get_the_request_id_and_security_headers(
+    aiohttp_client: Any, settings: Any, database: Database
+) -> None:
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/api/v1/health")
+
+    app = create_app(settings, database=database)
+    app.router.add_get("/moved", moved)
+    client = await aiohttp_client(app)
+    response = await client.get("/moved", allow_redirects=False, headers={"X-Request-ID": "r-1"})
+    assert response.status == 302
+    assert response.headers["Location"] == "/api/v1/health"
+    assert response.headers["X-Request-ID"] == "r-1"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_access_lines_go_straight_to_the_only_handler(
+    make_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In `lms-live serve` the installed handler is the only one, and access lines skip the
+    logging module's dispatch: the same JSON lines must come out (pytest adds handlers of
+    its own, so they are taken away for this test)."""
+    client = await make_client(
+        environment="production", secret_key=SECRET, trusted_hosts=["127.0.0.1"]
+    )
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        root.handlers = []
+        configure_logging(client.server.app[keys.SETTINGS])
+        assert len(root.handlers) == 1
+        await client.get("/api/v1/health", headers={"X-Request-ID": "direct-1"})
+        await client.get("/api/v1/nope", headers={"X-Request-ID": "direct-2"})
+        root.handlers[0].flush()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = saved
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    by_id = {line["request_id"]: line for line in lines if line.get("logger") == "lms_live.http"}
+    assert by_id["direct-1"]["route"] == "/api/v1/health"
+    assert by_id["direct-1"]["status"] == 200
+    assert by_id["direct-1"]["level"] == "INFO"
+    assert by_id["direct-2"]["route"] == "unmatched"
+    assert by_id["direct-2"]["status"] == 404
+    assert by_id["direct-2"]["message"].startswith("GET unmatched 404 ")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gc
 import time
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,12 +19,58 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class HttpCollector(Collector):
+    """`lms_http_requests_total` and `lms_http_request_duration_seconds`, counted in plain
+    dicts and lists and turned into metric families at scrape time.
+
+    prometheus-client's Counter and Histogram take a lock per increment (three per request)
+    for thread safety; requests are counted on the event loop's thread only, so this runs on
+    every request without them."""
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, str, int], int] = {}
+        # (method, route) -> [count per bucket (not cumulative)..., +Inf count, sum]
+        self._latency: dict[tuple[str, str], list[float]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        key = (method, route, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        series = self._latency.get(key[:2])
+        if series is None:
+            series = self._latency[key[:2]] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        series[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        series[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "lms_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), count in list(self._requests.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "lms_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            labels=["method", "route"],
+        )
+        bounds = [*(str(float(b)) for b in _LATENCY_BUCKETS), "+Inf"]
+        for labels, series in list(self._latency.items()):
+            cumulative = list(accumulate(series[:-1]))
+            latency.add_metric(list(labels), list(zip(bounds, cumulative, strict=True)), series[-1])
+        yield latency
 
 
 class Metrics:
@@ -32,19 +81,8 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.http_requests = Counter(
-            "lms_http_requests",
-            "HTTP requests answered, by method, route template and status.",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.http_latency = Histogram(
-            "lms_http_request_duration_seconds",
-            "Time to answer an HTTP request, by method and route template.",
-            ["method", "route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.http = HttpCollector()
+        self.registry.register(self.http)
         self.in_flight = 0  # read at scrape time: no lock taken per request
         self.http_in_flight = Gauge(
             "lms_http_requests_in_flight",
@@ -102,20 +140,7 @@ class Metrics:
             registry=self.registry,
         )
         self._gc_started = 0.0
-        self._request_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
-
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request (label children cached: this runs on every request)."""
-        key = (method, route, str(status))
-        children = self._request_children.get(key)
-        if children is None:
-            children = (
-                self.http_requests.labels(method, route, key[2]),
-                self.http_latency.labels(method, route),
-            )
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.observe_request = self.http.observe
 
     def render(self) -> bytes:
         """The text exposition of every metric."""

@@ -1,40 +1,43 @@
-"""The HTTP middleware stack, outermost first:
+"""The HTTP middleware stack: one aiohttp middleware, `pipeline`, doing these stages in order,
+outermost first:
 
-1. `request_context`: request id (accepted from / returned in X-Request-ID), access log,
+1. Request context: request id (accepted from / returned in X-Request-ID), access log,
    latency and in-flight metrics. Outermost, so every answer is counted and logged.
-2. `errors`: every exception becomes `{"error", "message", "details"}`; unexpected ones are
-   logged with the request id and answered with a generic 500.
+2. Errors (`render_error`): every exception becomes `{"error", "message", "details"}`;
+   unexpected ones are logged with the request id and answered with a generic 500.
 3. `guard`, in this order:
    - `check_host`: 400 for a Host header not in TRUSTED_HOSTS;
    - CORS (aiohttp-cors, wired in `app.py`: preflight routes and a response hook);
    - `authenticate`: a valid Bearer access token becomes the request principal;
-   - `rate_limit`: token buckets per user (or per client IP when anonymous), stricter for
+   - `take_token`: token buckets per user (or per client IP when anonymous), stricter for
      auth operations; X-RateLimit-* headers, 429 with Retry-After.
-   One middleware rather than three: each aiohttp middleware layer costs a coroutine call
-   per request, and the access path is benchmarked against a bare handler.
-Security headers are added to every response (errors and static files included) by an
-`on_response_prepare` hook; the optional `{"data": ...}` envelope is applied by `core.http`.
+4. Security headers, added on the way out to every response a handler returns unprepared
+   (errors, redirects, static files and pages included). A WebSocket upgrade is prepared by
+   its handler and carries none: browsers ignore them on a 101.
+One middleware rather than several: each aiohttp middleware layer (and each response hook)
+costs coroutine calls per request, and the access path is benchmarked against a bare
+handler. The optional `{"data": ...}` envelope is applied by `core.http`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
+from random import getrandbits as _random_bits
 
 import redis.exceptions
 import sqlalchemy.exc
 from aiohttp import web
+from multidict import CIMultiDict
 
 from lms_live import keys
 from lms_live.core import errors as err
 from lms_live.core.http import RateBucket, spec_of
-from lms_live.core.logging import AccessRecord, request_id_var
+from lms_live.core.logging import access_log, request_id_var
 from lms_live.core.ratelimit import Decision, RedisRateLimiter
 from lms_live.core.security import Principal
 from lms_live.settings import Settings, parse_rate
@@ -55,6 +58,8 @@ UNAVAILABLE = (
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
 )
+# Present in every set of security headers: when a response lacks it, none is set yet.
+_SECURITY_MARKER = "X-Content-Type-Options"
 _UNLIMITED = frozenset({"/api/v1/health", "/api/v1/ready"})
 
 
@@ -101,11 +106,20 @@ def _client_ip(request: web.Request) -> str:
     return hops[0] if hops else remote
 
 
+def _new_request_id() -> str:
+    """32 hex digits. A correlation id, not a secret: Python's PRNG rather than a system call
+    to os.urandom per request."""
+    return f"{_random_bits(128):032x}"
+
+
 @web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, access log and HTTP metrics for every request."""
-    incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
+async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The whole stack in one coroutine (see the module docstring): request id, access log,
+    metrics, error rendering, security headers around `guard` and the handler."""
+    incoming = request.headers.get("X-Request-ID")
+    request_id = (
+        incoming if incoming is not None and _REQUEST_ID.match(incoming) else _new_request_id()
+    )
     request[keys.REQUEST_ID] = request_id
     token = request_id_var.set(request_id)
     metrics = request.app[keys.METRICS]
@@ -113,34 +127,48 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            response = await guard(request, handler)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                response = render_error(request, exc)
+            else:  # a redirect: aiohttp sends the exception itself
+                status = exc.status
+                _finish_headers(request, exc, request_id)
+                raise
+        except Exception as exc:  # CancelledError is not an Exception: it goes through
+            response = render_error(request, exc)
         status = response.status
         if not response.prepared:
-            response.headers["X-Request-ID"] = request_id
+            _finish_headers(request, response, request_id)
         return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
     finally:
         elapsed = time.perf_counter() - started
         route = route_label(request)
         metrics.in_flight -= 1
         metrics.observe_request(request.method, route, status, elapsed)
-        level = logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO
-        if log.isEnabledFor(level):
-            log.handle(
-                AccessRecord(
-                    log.name,
-                    level,
-                    method=request.method,
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                    client=client_ip(request),
-                    request_id=request_id,
-                )
-            )
+        access_log(
+            logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO,
+            method=request.method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            client=client_ip(request),
+            request_id=request_id,
+        )
         request_id_var.reset(token)
+
+
+def _finish_headers(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
+    """X-Request-ID and the security headers (those the handler did not set itself)."""
+    headers = response.headers
+    headers["X-Request-ID"] = request_id
+    fixed = request.app[keys.SECURITY_HEADERS]
+    if _SECURITY_MARKER not in headers:
+        headers.extend(fixed)
+    else:
+        for name, value in fixed.items():
+            headers.setdefault(name, value)
 
 
 def error_response(request: web.Request, exc: err.LmsError) -> web.Response:
@@ -174,38 +202,30 @@ def _from_http_exception(exc: web.HTTPException) -> err.LmsError:
     return converted
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every failure as a JSON error body; never leak internals."""
-    try:
-        return await handler(request)
-    except err.LmsError as exc:
+def render_error(request: web.Request, exc: Exception) -> web.Response:
+    """Every failure as a JSON error body; unexpected ones logged, never leaking internals."""
+    if isinstance(exc, err.LmsError):
         return error_response(request, exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    if isinstance(exc, web.HTTPException):
         return error_response(request, _from_http_exception(exc))
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        if is_write_conflict(exc):
-            log.info("write conflict in %s %s", request.method, route_label(request))
-            return error_response(request, err.ConcurrentUpdate())
-        if isinstance(exc, UNAVAILABLE):
-            log.warning(
-                "dependency unavailable in %s %s: %s",
-                request.method,
-                route_label(request),
-                type(exc).__name__,
-            )
-            return error_response(request, err.ServiceUnavailable())
-        log.exception("unhandled error in %s %s", request.method, route_label(request))
-        body = {
-            "error": "internal_error",
-            "message": "An unexpected error occurred. Quote the request id if you report it.",
-            "details": [{"request_id": request[keys.REQUEST_ID]}],
-        }
-        return web.json_response(body, status=500)
+    if is_write_conflict(exc):
+        log.info("write conflict in %s %s", request.method, route_label(request))
+        return error_response(request, err.ConcurrentUpdate())
+    if isinstance(exc, UNAVAILABLE):
+        log.warning(
+            "dependency unavailable in %s %s: %s",
+            request.method,
+            route_label(request),
+            type(exc).__name__,
+        )
+        return error_response(request, err.ServiceUnavailable())
+    log.error("unhandled error in %s %s", request.method, route_label(request), exc_info=exc)
+    body = {
+        "error": "internal_error",
+        "message": "An unexpected error occurred. Quote the request id if you report it.",
+        "details": [{"request_id": request[keys.REQUEST_ID]}],
+    }
+    return web.json_response(body, status=500)
 
 
 def is_write_conflict(exc: BaseException) -> bool:
@@ -248,11 +268,18 @@ def check_host(request: web.Request) -> None:
         raise err.BadHost()
 
 
-async def authenticate(request: web.Request, *, revoked: bool | None = None) -> None:
+async def authenticate(request: web.Request) -> None:
     """Attach the principal of a valid, unrevoked Bearer token; routes decide whether one is
-    required (and then answer with the reason it is missing: AUTH_PROBLEM). `revoked`: the
-    revocation check's answer when the caller already has it (read with the rate limit)."""
-    principal = bearer_principal(request)
+    required (and then answer with the reason it is missing: AUTH_PROBLEM)."""
+    await _authenticated(request, bearer_principal(request))
+
+
+async def _authenticated(
+    request: web.Request, principal: Principal | None, *, revoked: bool | None = None
+) -> None:
+    """`authenticate` for a principal already decoded from the request's token. `revoked`:
+    the revocation check's answer when the caller already has it (read with the rate
+    limit)."""
     if principal is not None:
         try:
             if revoked is None:
@@ -283,27 +310,42 @@ class _RedisWarning:
     last = 0.0
 
 
-@web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Stages 3-6 in one middleware (one coroutine layer instead of four): trusted host,
-    CORS (aiohttp-cors acts through its own routes and response hook), authentication,
-    rate limit."""
+    """Stage 3: trusted host, CORS (aiohttp-cors acts through its own routes and response
+    hook), authentication, rate limit."""
     check_host(request)
     bucket = bucket_of(request)
-    limiter = request.app[keys.RATE_LIMITER]
-    principal = bearer_principal(request) if bucket is not None else None
-    if bucket is not None and principal is not None and isinstance(limiter, RedisRateLimiter):
-        # One shared round trip for the token's revocation keys and the user's bucket.
-        checked = await _hit_checking(request, limiter, bucket, principal)
-        if checked is not None:
-            decision, present = checked
-            # A revoked token's request was counted as its user's (it still proved who
-            # signed in); the revocation decides access. No answer (marker missing): the
-            # full check runs and rebuilds the hot set.
-            await authenticate(request, revoked=request.app[keys.REVOCATIONS].judge(present))
-            return await _limited(request, handler, decision)
-    await authenticate(request)
-    return await rate_limit(request, handler)
+    principal = bearer_principal(request)
+    decision: Decision | None = None
+    if bucket is not None and principal is not None:
+        limiter = request.app[keys.RATE_LIMITER]
+        if isinstance(limiter, RedisRateLimiter):
+            # One shared round trip for the token's revocation keys and the user's bucket.
+            checked = await _hit_checking(request, limiter, bucket, principal)
+            if checked is not None:
+                decision, present = checked
+                # A revoked token's request was counted as its user's (it still proved who
+                # signed in); the revocation decides access. No answer (marker missing): the
+                # full check runs and rebuilds the hot set.
+                revoked = request.app[keys.REVOCATIONS].judge(present)
+                await _authenticated(request, principal, revoked=revoked)
+    if decision is None:
+        await _authenticated(request, principal)
+        if bucket is not None:
+            decision = await take_token(request, bucket)
+    if decision is None:  # not limited, or the limiter is unavailable
+        return await handler(request)
+    # The X-RateLimit-* headers on every answer of a limited route, refusals included.
+    if not decision.allowed:
+        raise err.RateLimited(decision.retry_after, headers=decision.headers())
+    try:
+        response = await handler(request)
+    except err.LmsError as exc:
+        exc.headers.update(decision.headers())
+        raise
+    if not response.prepared:
+        response.headers.extend(decision.headers())
+    return response
 
 
 def bucket_of(request: web.Request) -> RateBucket | None:
@@ -339,42 +381,23 @@ async def _hit_checking(
         return None  # the separate checks decide (revocations fail closed in production)
 
 
-async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token bucket per user or client IP; auth operations use the stricter bucket."""
-    bucket = bucket_of(request)
-    if bucket is None:
-        return await handler(request)
+async def take_token(request: web.Request, bucket: RateBucket) -> Decision | None:
+    """Take a token from the bucket of the request's user (or client IP when anonymous);
+    auth operations use the stricter bucket. None when the limiter is unreachable: rate
+    limits fail open, an outage of Redis must not take the API down with it."""
     principal = request.get(keys.PRINCIPAL)
     identity = f"user:{principal.user_id}" if principal else f"ip:{client_ip(request)}"
     capacity, period = _rate(request, bucket)
     try:
-        decision = await request.app[keys.RATE_LIMITER].hit(
+        return await request.app[keys.RATE_LIMITER].hit(
             f"{bucket}:{identity}", capacity=capacity, period=period
         )
     except (OSError, redis.exceptions.RedisError) as exc:
-        # Rate limits fail open: an outage of Redis must not take the API down with it.
         now = time.monotonic()
         if now - _RedisWarning.last > 30:
             _RedisWarning.last = now
             log.warning("rate limiter unavailable, allowing requests: %s", type(exc).__name__)
-        return await handler(request)
-    return await _limited(request, handler, decision)
-
-
-async def _limited(
-    request: web.Request, handler: Handler, decision: Decision
-) -> web.StreamResponse:
-    """Refuse over the limit, else run the handler; the `X-RateLimit-*` headers either way."""
-    if not decision.allowed:
-        raise err.RateLimited(decision.retry_after, headers=decision.headers())
-    try:
-        response = await handler(request)
-    except err.LmsError as exc:
-        exc.headers.update(decision.headers())
-        raise
-    if not response.prepared:
-        response.headers.update(decision.headers())
-    return response
+        return None
 
 
 def content_security_policy() -> str:
@@ -395,23 +418,18 @@ def content_security_policy() -> str:
     )
 
 
-def security_headers(
-    settings: Settings,
-) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """An on_response_prepare hook adding security headers to every response."""
-    fixed = {
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "strict-origin-when-cross-origin",
-        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-        "Cross-Origin-Opener-Policy": "same-origin",
-        "Content-Security-Policy": content_security_policy(),
-    }
+def security_headers(settings: Settings) -> CIMultiDict[str]:
+    """The security headers of every response (HSTS only in production)."""
+    fixed = CIMultiDict(
+        {
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "strict-origin-when-cross-origin",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+            "Cross-Origin-Opener-Policy": "same-origin",
+            "Content-Security-Policy": content_security_policy(),
+        }
+    )
     if settings.is_production:
         fixed["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-
-    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in fixed.items():
-            response.headers.setdefault(name, value)
-
-    return add_headers
+    return fixed

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from redis.asyncio import Redis
 
@@ -60,9 +59,9 @@ return out
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of taking one token."""
+class Decision(NamedTuple):
+    """The outcome of taking one token (a named tuple: built on every limited request, and
+    a frozen dataclass's constructor costs four times as much)."""
 
     allowed: bool
     limit: int

@@ -14,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,18 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, ScheduledTask
 
 from lms_live.emails.tasks import SEND_EMAIL
 from lms_live.settings import Settings
 from lms_live.system.tasks import HEARTBEAT_KEY
-from lms_live.worker.broker import CONSUMER_GROUP, enqueue, make_broker
+from lms_live.worker.broker import (
+    CONSUMER_GROUP,
+    enqueue,
+    make_broker,
+    make_schedule_source,
+    schedule_prefix,
+)
 from tests.conftest import SmtpInbox, free_port, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -320,3 +327,49 @@ async def test_scheduler_runs_periodic_tasks_and_retries(
         code, seconds = await process.stop()
         assert code == 0, "".join(process.lines)
         assert seconds < 10
+
+
+async def test_deployments_sharing_a_redis_database_keep_their_retries_apart(
+    tmp_path: Path, worker_id: str, pg_url: str, redis_url: str, redis: Redis
+) -> None:
+    """A delayed run (a retry) waits under its deployment's TASK_QUEUE: another deployment's
+    scheduler on the same Redis database never sees it, so never runs it."""
+    first, second = (
+        make_settings(
+            tmp_path,
+            worker_id,
+            pg_url=pg_url,
+            redis_url=redis_url,
+            task_broker="redis",
+            task_queue=f"lms:test:tasks:{uuid.uuid4().hex}",
+        )
+        for _ in range(2)
+    )
+    assert schedule_prefix(first) != schedule_prefix(second)
+    # unchanged for the default queue: retries waiting during an upgrade are still found
+    assert schedule_prefix(Settings(_env_file=None)) == "lms:schedule"
+    sources = [src for src in map(make_schedule_source, (first, second)) if src is not None]
+    assert len(sources) == 2
+    for source in sources:
+        await source.startup()
+    try:
+        due = datetime.now(UTC) - timedelta(seconds=1)
+        await sources[0].add_schedule(
+            ScheduledTask(
+                task_name=SEND_EMAIL,
+                labels={},
+                args=[],
+                kwargs={"to": "someone@example.org"},
+                schedule_id=uuid.uuid4().hex,
+                time=due,
+            )
+        )
+        assert [t.kwargs["to"] for t in await sources[0].get_schedules()] == ["someone@example.org"]
+        assert await sources[1].get_schedules() == []
+    finally:
+        for source in sources:
+            await source.shutdown()
+        for settings in (first, second):
+            keys = [k async for k in redis.scan_iter(f"{schedule_prefix(settings)}*")]
+            if keys:
+                await redis.delete(*keys)

@@ -168,11 +168,24 @@ class BackoffRetry(SmartRetryMiddleware):
         job.add_done_callback(pending.discard)
 
 
+DEFAULT_SCHEDULE_PREFIX = "lms:schedule"
+
+
+def schedule_prefix(settings: Settings) -> str:
+    """The Redis key prefix of delayed runs: one per deployment, like TASK_QUEUE, so that
+    deployments sharing a Redis database never run each other's retries. The default queue
+    keeps the prefix it always had (retries waiting during an upgrade are not stranded)."""
+    default_queue = Settings.model_fields["task_queue"].default
+    if settings.task_queue == default_queue:
+        return DEFAULT_SCHEDULE_PREFIX
+    return f"{settings.task_queue}:schedule"
+
+
 def make_schedule_source(settings: Settings) -> ScheduleSource | None:
     """Where delayed runs (retries) wait: Redis, or nowhere (in-process delay)."""
     if not (settings.uses_task_stream and settings.redis_url):
         return None
-    return ListRedisScheduleSource(settings.redis_url, prefix="lms:schedule")
+    return ListRedisScheduleSource(settings.redis_url, prefix=schedule_prefix(settings))
 
 
 def make_broker(settings: Settings) -> AsyncBroker:

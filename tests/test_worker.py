@@ -321,7 +321,15 @@ async def test_scheduler_runs_periodic_tasks_and_retries(
     await _send(client_broker, "retry@x.test")
     await worker.wait_for_line("failed on attempt 1", timeout=30)
     inbox = start_smtp(SmtpInbox())
-    await inbox.wait_for(1, timeout=60)
+    try:
+        await inbox.wait_for(1, timeout=60)
+    except TimeoutError:
+        pytest.fail(
+            "the retried email did not arrive in 60 s\n--- worker:\n"
+            + "".join(worker.lines)[-8000:]
+            + "\n--- scheduler:\n"
+            + "".join(scheduler.lines)[-8000:]
+        )
     assert _subjects(inbox.messages) == ["retry@x.test"]
     for process in (scheduler, worker):
         code, seconds = await process.stop()

@@ -381,3 +381,48 @@ async def test_deployments_sharing_a_redis_database_keep_their_retries_apart(
             keys = [k async for k in redis.scan_iter(f"{schedule_prefix(settings)}*")]
             if keys:
                 await redis.delete(*keys)
+
+
+@pytest.mark.parametrize("queue", ["lms:tasks", "lms:test:tasks:{hex}"])
+async def test_a_retry_due_in_a_past_minute_is_still_found(
+    tmp_path: Path, worker_id: str, pg_url: str, redis_url: str, redis: Redis, queue: str
+) -> None:
+    """A retry whose minute has passed before the scheduler looked (due in the last seconds
+    of a minute, the next refresh in the next one) must still be sent."""
+    settings = make_settings(
+        tmp_path,
+        worker_id,
+        pg_url=pg_url,
+        redis_url=redis_url,
+        task_broker="redis",
+        task_queue=queue.format(hex=uuid.uuid4().hex),
+    )
+    prefix = schedule_prefix(settings)
+    assert ":" in prefix  # the case taskiq-redis got wrong
+    stale = [k async for k in redis.scan_iter(f"{prefix}:*")]
+    if stale:
+        await redis.delete(*stale)
+    source = make_schedule_source(settings)
+    assert source is not None
+    await source.startup()
+    try:
+        schedule_id = uuid.uuid4().hex
+        await source.add_schedule(
+            ScheduledTask(
+                task_name=SEND_EMAIL,
+                labels={},
+                args=[],
+                kwargs={"to": "late@example.org"},
+                schedule_id=schedule_id,
+                time=datetime.now(UTC) - timedelta(minutes=2),
+            )
+        )
+        found = await source.get_schedules()
+        assert [t.schedule_id for t in found] == [schedule_id]
+        await source.delete_schedule(schedule_id)  # what sending it does (post_send)
+        assert await source.get_schedules() == []
+    finally:
+        await source.shutdown()
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)

@@ -16,6 +16,7 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from taskiq import (
@@ -171,6 +172,23 @@ class BackoffRetry(SmartRetryMiddleware):
 DEFAULT_SCHEDULE_PREFIX = "lms:schedule"
 
 
+class RetrySource(ListRedisScheduleSource):
+    """taskiq-redis's list schedule source, reading back the minute of a time key whatever
+    the prefix holds.
+
+    Upstream takes the text after the key's second colon as the minute, so under a prefix
+    with a colon (ours: `lms:schedule`) no key of a past minute ever parsed: a retry was
+    found only if the scheduler's refresh (every 5 s) ran within the minute it was due in,
+    and one due in the last seconds of a minute was never sent."""
+
+    def _parse_time_key(self, key: str) -> datetime | None:
+        stamp = key.removeprefix(f"{self._prefix}:time:")
+        try:
+            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+
+
 def schedule_prefix(settings: Settings) -> str:
     """The Redis key prefix of delayed runs: one per deployment, like TASK_QUEUE, so that
     deployments sharing a Redis database never run each other's retries. The default queue
@@ -185,7 +203,7 @@ def make_schedule_source(settings: Settings) -> ScheduleSource | None:
     """Where delayed runs (retries) wait: Redis, or nowhere (in-process delay)."""
     if not (settings.uses_task_stream and settings.redis_url):
         return None
-    return ListRedisScheduleSource(settings.redis_url, prefix=schedule_prefix(settings))
+    return RetrySource(settings.redis_url, prefix=schedule_prefix(settings))
 
 
 def make_broker(settings: Settings) -> AsyncBroker:

@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import lru_cache
 
 from sqlalchemy import select
 
@@ -42,6 +43,14 @@ def session_key(session_id: uuid.UUID | str) -> str:
 
 def token_key(jti: str) -> str:
     return f"lms:auth:jti:{jti}"
+
+
+@lru_cache(maxsize=8192)
+def _keys_for(jti: str, session_id: uuid.UUID | None) -> tuple[str, ...]:
+    """Built once per token (read on every authenticated request)."""
+    if session_id is None:
+        return (MARKER, token_key(jti))
+    return (MARKER, token_key(jti), session_key(session_id))
 
 
 class Revocations:
@@ -74,10 +83,7 @@ class Revocations:
     @staticmethod
     def keys_for(principal: Principal) -> list[str]:
         """The keys whose presence decides a token: the marker, the token's, its session's."""
-        keys = [MARKER, token_key(principal.jti)]
-        if principal.session_id is not None:
-            keys.append(session_key(principal.session_id))
-        return keys
+        return list(_keys_for(principal.jti, principal.session_id))
 
     @staticmethod
     def judge(present: list[bool]) -> bool | None:

@@ -337,20 +337,44 @@ async def test_scheduler_runs_periodic_tasks_and_retries(
         assert seconds < 10
 
 
+def _deployment(
+    tmp_path: Path, worker_id: str, pg_url: str, redis_url: str, queue: str
+) -> Settings:
+    return make_settings(
+        tmp_path,
+        worker_id,
+        pg_url=pg_url,
+        redis_url=redis_url,
+        task_broker="redis",
+        task_queue=queue.format(hex=uuid.uuid4().hex),
+    )
+
+
+def _retry(to: str, due: datetime) -> ScheduledTask:
+    """A delayed run of the email task, as the retry middleware stores it."""
+    return ScheduledTask(
+        task_name=SEND_EMAIL,
+        labels={},
+        args=[],
+        kwargs={"to": to},
+        schedule_id=uuid.uuid4().hex,
+        time=due,
+    )
+
+
+async def _drop_schedules(redis: Redis, settings: Settings) -> None:
+    keys = [k async for k in redis.scan_iter(f"{schedule_prefix(settings)}:*")]
+    if keys:
+        await redis.delete(*keys)
+
+
 async def test_deployments_sharing_a_redis_database_keep_their_retries_apart(
     tmp_path: Path, worker_id: str, pg_url: str, redis_url: str, redis: Redis
 ) -> None:
     """A delayed run (a retry) waits under its deployment's TASK_QUEUE: another deployment's
     scheduler on the same Redis database never sees it, so never runs it."""
     first, second = (
-        make_settings(
-            tmp_path,
-            worker_id,
-            pg_url=pg_url,
-            redis_url=redis_url,
-            task_broker="redis",
-            task_queue=f"lms:test:tasks:{uuid.uuid4().hex}",
-        )
+        _deployment(tmp_path, worker_id, pg_url, redis_url, "lms:test:tasks:{hex}")
         for _ in range(2)
     )
     assert schedule_prefix(first) != schedule_prefix(second)
@@ -361,16 +385,8 @@ async def test_deployments_sharing_a_redis_database_keep_their_retries_apart(
     for source in sources:
         await source.startup()
     try:
-        due = datetime.now(UTC) - timedelta(seconds=1)
         await sources[0].add_schedule(
-            ScheduledTask(
-                task_name=SEND_EMAIL,
-                labels={},
-                args=[],
-                kwargs={"to": "someone@example.org"},
-                schedule_id=uuid.uuid4().hex,
-                time=due,
-            )
+            _retry("someone@example.org", datetime.now(UTC) - timedelta(seconds=1))
         )
         assert [t.kwargs["to"] for t in await sources[0].get_schedules()] == ["someone@example.org"]
         assert await sources[1].get_schedules() == []
@@ -378,9 +394,7 @@ async def test_deployments_sharing_a_redis_database_keep_their_retries_apart(
         for source in sources:
             await source.shutdown()
         for settings in (first, second):
-            keys = [k async for k in redis.scan_iter(f"{schedule_prefix(settings)}*")]
-            if keys:
-                await redis.delete(*keys)
+            await _drop_schedules(redis, settings)
 
 
 @pytest.mark.parametrize("queue", ["lms:tasks", "lms:test:tasks:{hex}"])
@@ -389,40 +403,19 @@ async def test_a_retry_due_in_a_past_minute_is_still_found(
 ) -> None:
     """A retry whose minute has passed before the scheduler looked (due in the last seconds
     of a minute, the next refresh in the next one) must still be sent."""
-    settings = make_settings(
-        tmp_path,
-        worker_id,
-        pg_url=pg_url,
-        redis_url=redis_url,
-        task_broker="redis",
-        task_queue=queue.format(hex=uuid.uuid4().hex),
-    )
-    prefix = schedule_prefix(settings)
-    assert ":" in prefix  # the case taskiq-redis got wrong
-    stale = [k async for k in redis.scan_iter(f"{prefix}:*")]
-    if stale:
-        await redis.delete(*stale)
+    settings = _deployment(tmp_path, worker_id, pg_url, redis_url, queue)
+    assert ":" in schedule_prefix(settings)  # the case taskiq-redis got wrong
+    await _drop_schedules(redis, settings)
     source = make_schedule_source(settings)
     assert source is not None
     await source.startup()
     try:
-        schedule_id = uuid.uuid4().hex
-        await source.add_schedule(
-            ScheduledTask(
-                task_name=SEND_EMAIL,
-                labels={},
-                args=[],
-                kwargs={"to": "late@example.org"},
-                schedule_id=schedule_id,
-                time=datetime.now(UTC) - timedelta(minutes=2),
-            )
-        )
+        late = _retry("late@example.org", datetime.now(UTC) - timedelta(minutes=2))
+        await source.add_schedule(late)
         found = await source.get_schedules()
-        assert [t.schedule_id for t in found] == [schedule_id]
-        await source.delete_schedule(schedule_id)  # what sending it does (post_send)
+        assert [t.schedule_id for t in found] == [late.schedule_id]
+        await source.delete_schedule(late.schedule_id)  # what sending it does (post_send)
         assert await source.get_schedules() == []
     finally:
         await source.shutdown()
-        keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
+        await _drop_schedules(redis, settings)

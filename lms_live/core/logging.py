@@ -70,18 +70,7 @@ class TextFormatter(_CachedTime, logging.Formatter):
     def access_line(self, level: int, name: str, fields: AccessFields) -> str:
         """The line `format` would give the AccessRecord of these fields (same text)."""
         if self._fmt != _TEXT_FORMAT:
-            method, route, status, duration_ms, client, request_id = fields
-            record = AccessRecord(
-                name,
-                level,
-                method=method,
-                route=route,
-                status=status,
-                duration_ms=duration_ms,
-                client=client,
-                request_id=request_id,
-            )
-            return self.format(record)
+            return self.format(AccessRecord(name, level, fields))
         return (
             f"{self.stamp(time.time())} {logging.getLevelName(level):<7} {name} "
             f"[{fields[5]}] {_access_message(fields)}"
@@ -206,23 +195,13 @@ class AccessRecord(logging.LogRecord):
     """One access-log line. Built directly (no caller lookup, no path parsing, message already
     formatted): LogRecord's general constructor was a third of the access log's cost."""
 
-    def __init__(
-        self,
-        name: str,
-        level: int,
-        *,
-        method: str,
-        route: str,
-        status: int,
-        duration_ms: float,
-        client: str,
-        request_id: str,
-    ) -> None:
+    def __init__(self, name: str, level: int, fields: AccessFields) -> None:
+        method, route, status, duration_ms, client, request_id = fields
         now = time.time()
         self.name = name
         self.levelno = level
         self.levelname = logging.getLevelName(level)
-        self.msg = _access_message((method, route, status, duration_ms, client, request_id))
+        self.msg = _access_message(fields)
         self.args = None
         self.created = now
         self.msecs = (now - int(now)) * 1000
@@ -246,17 +225,9 @@ _STARTED = time.time()
 _ACCESS = logging.getLogger("lms_live.http")
 
 
-def access_log(
-    level: int,
-    *,
-    method: str,
-    route: str,
-    status: int,
-    duration_ms: float,
-    client: str,
-    request_id: str,
-) -> None:
-    """Log one access line on `lms_live.http`.
+def access_log(level: int, fields: AccessFields) -> None:
+    """Log one access line on `lms_live.http`: method, route, status, duration_ms, client,
+    request_id.
 
     When the only handler on the way is the one `configure_logging` installed (production and
     `lms-live serve`), the line is formatted and buffered directly: the logging module's
@@ -265,7 +236,6 @@ def access_log(
     extra handler, a filter) gets an AccessRecord through the normal path."""
     if not _ACCESS.isEnabledFor(level):
         return
-    fields: AccessFields = (method, route, status, duration_ms, client, request_id)
     handlers = logging.root.handlers
     if (
         len(handlers) == 1
@@ -280,18 +250,7 @@ def access_log(
         line = formatter.access_line(level, _ACCESS.name, fields)  # type: ignore[union-attr]
         handler.write_line(line, level)
         return
-    _ACCESS.handle(
-        AccessRecord(
-            _ACCESS.name,
-            level,
-            method=method,
-            route=route,
-            status=status,
-            duration_ms=duration_ms,
-            client=client,
-            request_id=request_id,
-        )
-    )
+    _ACCESS.handle(AccessRecord(_ACCESS.name, level, fields))
 
 
 _DIRECT_FORMATTERS = (JsonLineFormatter, TextFormatter)

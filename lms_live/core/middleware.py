@@ -150,12 +150,14 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         metrics.observe_request(request.method, route, status, elapsed)
         access_log(
             logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO,
-            method=request.method,
-            route=route,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-            client=client_ip(request),
-            request_id=request_id,
+            (
+                request.method,
+                route,
+                status,
+                round(elapsed * 1000, 2),
+                client_ip(request),
+                request_id,
+            ),
         )
         request_id_var.reset(token)
 

@@ -1,7 +1,8 @@
 """Socket.IO plumbing shared by every namespace: server factory, connect-time auth, acks, emits.
 
 - `make_sio`: an `AsyncServer` on the aiohttp app; `AsyncRedisManager` (health-checked, no
-  socket timeout) when REDIS_URL is set so emits reach clients of every instance.
+  socket timeout) when REDIS_URL is set so emits reach clients of every instance; both
+  managers broadcast without a task per recipient (`core/fanout.py`).
 - `Emitter`: emit to a room from anywhere (the web app's server or a worker's write-only
   manager); never to everyone.
 - `acked`: wraps an event handler so it always answers `{"ok": true, ...}` or
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from lms_live.core.authz import require_role
 from lms_live.core.db import utcnow
 from lms_live.core.errors import Forbidden, LmsError, Unauthorized, ValidationFailed
+from lms_live.core.fanout import FanoutManager, FanoutRedisManager, patch_engineio_poll
 from lms_live.core.http import validation_details
 from lms_live.core.metrics import Metrics
 from lms_live.core.redis import PubSub
@@ -47,8 +49,8 @@ def allowed_origins(settings: Settings) -> list[str]:
 def make_client_manager(settings: Settings, *, write_only: bool = False) -> socketio.AsyncManager:
     """Redis fan-out manager when REDIS_URL is set, else the in-process one."""
     if not settings.redis_url:
-        return socketio.AsyncManager()
-    return socketio.AsyncRedisManager(
+        return FanoutManager()
+    return FanoutRedisManager(
         settings.redis_url,
         channel=settings.socketio_channel,
         write_only=write_only,
@@ -65,6 +67,7 @@ def make_client_manager(settings: Settings, *, write_only: bool = False) -> sock
 
 def make_sio(settings: Settings) -> socketio.AsyncServer:
     """The Socket.IO server; attach it to the app with `sio.attach(app)`."""
+    patch_engineio_poll()
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=make_client_manager(settings),

@@ -197,27 +197,22 @@ class LiveNamespace(LmsNamespace):
         question = await self.rt.question(live_id, payload.question)
         if question is None:
             raise service.refused("question_not_open")
-        spec = question.spec
         try:
-            stored = grading.parse_response(
-                spec, payload.response, option_order=question.option_order
-            )
+            judged = question.judge(payload.response)
         except grading.InvalidResponse as exc:
             raise ValidationFailed(
                 "This response does not fit the question.",
                 details=[{**d, "loc": ["response", *d.get("loc", [])]} for d in exc.details],
             ) from exc
-        grade = grading.grade(spec, stored, points=1.0)
-        shown = grading.public_response(spec, stored, option_order=question.option_order) or {}
         item = Submitted(
             session_id=live_id,
             index=payload.question,
             player_id=player_id,
             answer_id=payload.answer_id,
-            response=stored,
-            choice=service.choice_key(spec, shown, grade.state.value),
-            state=grade.state.value,
-            fraction=min(1.0, max(0.0, grade.score)),
+            response=judged.stored,
+            choice=judged.choice,
+            state=judged.state,
+            fraction=judged.fraction,
             received_at=received,
         )
         return await self.rt.writer.submit(item)

@@ -53,6 +53,7 @@ from lms_live.live.hot import LiveHot
 from lms_live.live.models import LiveQuestion, LiveSession, Phase
 from lms_live.live.service import spec_of
 from lms_live.live.tokens import PlayerTokens
+from lms_live.quizzes import grading
 from lms_live.quizzes.spec import QuestionSpec
 from lms_live.settings import Settings
 
@@ -64,6 +65,19 @@ IDLE_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class Judged:
+    """What an answer's response is worth, before the database judges its timing."""
+
+    stored: dict[str, Any]  # the response in spec ids, as stored (shared: never mutated)
+    choice: str  # its key in the host's distribution
+    state: str
+    fraction: float
+
+
+JUDGED_PER_QUESTION = 512  # distinct responses remembered per question (choices: a handful)
+
+
+@dataclass(frozen=True, slots=True)
 class FrozenQuestion:
     """The parts of a session's question an answer is checked against (never change)."""
 
@@ -71,6 +85,30 @@ class FrozenQuestion:
     index: int
     spec: QuestionSpec
     option_order: list[str]
+    judged: dict[str, Judged] = field(default_factory=dict, compare=False, repr=False)
+
+    def judge(self, response: Any) -> Judged:
+        """Parse and grade a learner's (labelled) response; raises grading.InvalidResponse.
+
+        Thousands of learners send the same few responses to a choice question, and a
+        question never changes: each distinct response (by its JSON text, so `true` and `1`
+        differ) is parsed and graded once, up to JUDGED_PER_QUESTION of them."""
+        key = json.dumps(response, separators=(",", ":"))
+        found = self.judged.get(key)
+        if found is not None:
+            return found
+        stored = grading.parse_response(self.spec, response, option_order=self.option_order)
+        grade = grading.grade(self.spec, stored, points=1.0)
+        shown = grading.public_response(self.spec, stored, option_order=self.option_order)
+        judged = Judged(
+            stored=stored,
+            choice=service.choice_key(self.spec, shown or {}, grade.state.value),
+            state=grade.state.value,
+            fraction=min(1.0, max(0.0, grade.score)),
+        )
+        if len(self.judged) < JUDGED_PER_QUESTION:
+            self.judged[key] = judged
+        return judged
 
 
 class GcSteward:
@@ -143,6 +181,13 @@ class LiveRuntime:
         creation). Loaded once however many answers ask at the same moment."""
         key = (session_id, index)
         loading = self._questions.get(key)
+        if (
+            loading is not None
+            and loading.done()
+            and not loading.cancelled()
+            and loading.exception() is None
+        ):
+            return loading.result()  # the common case: no shield, no await
         if loading is None:
             loading = asyncio.ensure_future(self._load_question(session_id, index))
             self._questions[key] = loading

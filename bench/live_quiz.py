@@ -48,6 +48,7 @@ import json
 import math
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -333,6 +334,42 @@ async def call(host: Any, event: str, data: dict[str, Any], *, allow: tuple[str,
     return ack
 
 
+def start_profilers(pair: Pair, directory: str | None, name: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server of the pair while a question is open (`--profile`)."""
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--nonblocking",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-p",
+                str(server.process.pid),
+                "-o",
+                f"{directory}/{name}.{n}.raw",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, server in enumerate(pair.servers)
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the samplers (SIGINT: py-spy writes what it sampled) and wait for their files."""
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        profiler.wait(30)
+
+
 async def run_case(
     pair: Pair, learners: int, args: argparse.Namespace, say: Progress
 ) -> CaseResult:
@@ -402,8 +439,10 @@ async def run_case(
         stored: dict[int, list[str] | None] = {}
         for index in range(QUESTIONS):
             before = await pair.gc_snapshot()
+            profilers = start_profilers(pair, args.profile, f"{pair.name}-{learners}-q{index + 1}")
             await call(host, "start" if index == 0 else "next", {})
             answered = await pool.collect("answered", WINDOW + args.answer_timeout, index=index)
+            stop_profilers(profilers)
             stored[index] = await pair.answers(session_id, index)
             gc_open = worst(gc_open, await pair.gc_between(before, await pair.gc_snapshot()))
             say(
@@ -835,6 +874,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a setting for the lms_live servers (repeatable), e.g. LIVE_GC_FREEZE=false",
     )
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample each server with py-spy while each question is open (raw stacks in DIR)",
+    )
     args = parser.parse_args(argv)
     if args.sizes:
         args.size_list = [int(s) for s in args.sizes.split(",")]

@@ -63,6 +63,29 @@ async def test_fifty_concurrent_resends_over_two_instances_make_one_row(world: L
     assert len(rows) == 1
 
 
+async def test_a_close_and_an_answer_batch_at_the_same_moment_do_not_deadlock(
+    world: LiveWorld,
+) -> None:
+    """A close locks the session, then the question; a batch locks the question, then (its
+    foreign-key check) the session. The session lock must not block that check."""
+    _made, live, _host, players, first = await opened(world, learners=2)
+    session_id = uuid.UUID(live["id"])
+    payload = {
+        "question": 0,
+        "answer_id": "a-1",
+        "response": {"choice": label_of(first["question"], "Paris")},
+    }
+    async with world.app[keys.DATABASE].transaction() as closing:
+        assert await service._session(closing, session_id, lock=True) is not None
+        answering = asyncio.ensure_future(players[0].socket.call("answer", payload))
+        await asyncio.sleep(0.5)  # the batch is in: question locked, its insert checking keys
+        question = await service.question_at(closing, session_id=session_id, index=0, lock=True)
+        assert question is not None
+        ack = await answering
+    assert ack["ok"], ack
+    assert len(await world.rows(LiveAnswer, LiveAnswer.player_id == uuid.UUID(players[0].id))) == 1
+
+
 async def test_each_learner_has_its_own_deadline_and_late_answers_are_never_scored(
     world: LiveWorld,
 ) -> None:

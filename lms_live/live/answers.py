@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import event, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,6 +91,11 @@ class AnswerWriter:
         self._slots = asyncio.Semaphore(writers)
         self._inflight: set[asyncio.Future[None]] = set()
         self._queue: asyncio.Queue[Submitted] = asyncio.Queue()
+        engine = database.engine.sync_engine
+        if engine.dialect.name == "postgresql" and not event.contains(
+            engine, "connect", _prepare_batch
+        ):
+            event.listen(engine, "connect", _prepare_batch)
 
     async def submit(self, item: Submitted) -> dict[str, Any]:
         """Queue an answer and wait for the ack of its committed batch."""
@@ -327,6 +332,13 @@ UNION ALL
 SELECT 'inserted', NULL, NULL, question_id, player_id, client_answer_id, response, received_at
 FROM inserted
 """
+
+
+def _prepare_batch(dbapi_connection: Any, _record: Any) -> None:
+    """Prepare the batch statement on every new pooled connection: asyncpg looks up the
+    array types of its parameters (three round trips) the first time a connection prepares
+    it, which otherwise happened in the first answer burst, once per connection."""
+    dbapi_connection.run_async(lambda connection: connection.prepare(_PG_BATCH))
 
 
 async def write_batch_pg(connection: Any, batch: list[Submitted]) -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ log = logging.getLogger("lms_live.live")
 PRESENCE_REFRESH = 3.0  # seconds; also how soon the counts recover after Redis lost them
 TICK_SECONDS = 5.0  # `tick` to everyone in a running session
 IDLE_CHECK_SECONDS = 60.0
+ALL_ANSWERED_SECONDS = 0.3  # how often the sweeper looks for questions everyone answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,7 @@ class LiveRuntime:
     instance_id: str
     kick_channel: str
     gc: GcSteward = field(default_factory=lambda: GcSteward(enabled=False))
+    counted_at: float = float("-inf")  # the sweeper's last "everyone answered" check
     _questions: OrderedDict[tuple[uuid.UUID, int], asyncio.Future[FrozenQuestion | None]] = field(
         default_factory=OrderedDict
     )
@@ -256,9 +258,16 @@ async def _every(interval: float, stop: asyncio.Event, work: Any) -> None:
 
 
 async def sweep(runtime: LiveRuntime) -> int:
-    """Close every due question this instance can lock; how many it closed."""
+    """Close every due question this instance can lock; how many it closed. Deadlines are
+    checked on every pass, "everyone answered" (a count per open question) every
+    ALL_ANSWERED_SECONDS: at LIVE_SWEEP_INTERVAL on every instance the counts were a large
+    share of the database's CPU during an answer burst."""
+    now = time.monotonic()
+    everyone = now - runtime.counted_at >= ALL_ANSWERED_SECONDS
+    if everyone:
+        runtime.counted_at = now
     async with runtime.database.sessions() as session:
-        due = await service.due_questions(session, now=utcnow())
+        due = await service.due_questions(session, now=utcnow(), everyone=everyone)
     closed = 0
     for item in due:
         outbox = Outbox(str(item.session_id))

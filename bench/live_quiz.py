@@ -87,7 +87,9 @@ WINDOW = 2.0
 UNLIMITED_RATE = "100000000/minute"
 REPO = Path(__file__).resolve().parent.parent
 ANSWER_BUCKET = re.compile(r'^lms_live_answer_seconds_bucket\{le="([^"]+)"\}\s+(\S+)', re.M)
-GC_BUCKET = re.compile(r'^lms_gc_pause_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\}\s+(\S+)', re.M)
+GC_BUCKET = re.compile(
+    r'^lms_gc_pause_seconds_bucket\{generation="([^"]*)",le="([^"]+)"\}\s+(\S+)', re.M
+)
 
 
 def _terminate(signum: int, frame: types.FrameType | None) -> None:
@@ -132,15 +134,17 @@ class GcMax:
 
     low: float  # seconds
     high: float
+    generation: str | None = None  # of the collection, when known
 
     def text(self) -> str:
         if self.high == 0:
             return "none"
+        gen = f" (gen {self.generation})" if self.generation is not None else ""
         if self.low == self.high:
-            return f"{self.high * 1000:.1f} ms"
+            return f"{self.high * 1000:.1f} ms{gen}"
         if math.isinf(self.high):
-            return f"> {self.low * 1000:g} ms"
-        return f"{self.low * 1000:g}-{self.high * 1000:g} ms"
+            return f"> {self.low * 1000:g} ms{gen}"
+        return f"{self.low * 1000:g}-{self.high * 1000:g} ms{gen}"
 
 
 def worst(*found: GcMax | None) -> GcMax | None:
@@ -247,7 +251,7 @@ class LmsPair(Pair):
                 raise BenchError(f"creating the session: {response.status} {body}")
         return str(body["id"]), str(body["code"])
 
-    async def gc_snapshot(self) -> list[dict[float, float]]:
+    async def gc_snapshot(self) -> list[dict[tuple[str, float], float]]:
         snapshot = []
         for server in self.servers:
             status, body = await asyncio.to_thread(
@@ -257,10 +261,12 @@ class LmsPair(Pair):
             )
             if status != 200:
                 raise BenchError(f"{server.name} /metrics answered {status}")
-            buckets: dict[float, float] = {}
-            for le, count in GC_BUCKET.findall(body.decode()):
-                buckets[float(le)] = buckets.get(float(le), 0.0) + float(count)
-            snapshot.append(buckets)
+            snapshot.append(
+                {
+                    (gen, float(le)): float(count)
+                    for gen, le, count in GC_BUCKET.findall(body.decode())
+                }
+            )
         return snapshot
 
     async def answer_quantiles(self) -> tuple[float, float] | None:
@@ -290,18 +296,19 @@ class LmsPair(Pair):
     async def gc_between(self, before: Any, after: Any) -> GcMax | None:
         found: GcMax | None = None
         for old, new in zip(before, after, strict=True):
-            bounds = sorted(new)
-            if not bounds:
+            if not new:
                 return None
-            diff = {le: new[le] - old.get(le, 0.0) for le in bounds}
-            total = diff[bounds[-1]]
-            if total <= 0:
-                found = worst(found, GcMax(0.0, 0.0))
-                continue
-            for n, le in enumerate(bounds):
-                if diff[le] >= total:
-                    found = worst(found, GcMax(bounds[n - 1] if n else 0.0, le))
-                    break
+            for gen in sorted({g for g, _ in new}):
+                bounds = sorted(le for g, le in new if g == gen)
+                diff = {le: new[(gen, le)] - old.get((gen, le), 0.0) for le in bounds}
+                total = diff[bounds[-1]]
+                if total <= 0:
+                    found = worst(found, GcMax(0.0, 0.0))
+                    continue
+                for n, le in enumerate(bounds):
+                    if diff[le] >= total:
+                        found = worst(found, GcMax(bounds[n - 1] if n else 0.0, le, gen))
+                        break
         return found
 
     async def answers(self, session_id: str, index: int) -> list[str] | None:

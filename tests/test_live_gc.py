@@ -4,6 +4,7 @@ hour in any case."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -16,6 +17,16 @@ from lms_live.live.runtime import GcSteward
 class FakeGc:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.automatic = True  # gc.isenabled()
+
+    def isenabled(self) -> bool:
+        return self.automatic
+
+    def disable(self) -> None:
+        self.automatic = False
+
+    def enable(self) -> None:
+        self.automatic = True
 
     def freeze(self) -> None:
         self.calls.append("freeze")
@@ -65,7 +76,7 @@ def test_disabled_does_nothing(fake: FakeGc, clock: Clock) -> None:
     assert fake.calls == []
 
 
-def test_freezes_while_busy_and_cycles_once_nothing_runs(fake: FakeGc, clock: Clock) -> None:
+async def test_freezes_while_busy_and_cycles_once_nothing_runs(fake: FakeGc, clock: Clock) -> None:
     steward = GcSteward(enabled=True)
     observe(steward, busy=True)  # a lobby filling
     observe(steward, busy=True, question_open=True)
@@ -78,7 +89,7 @@ def test_freezes_while_busy_and_cycles_once_nothing_runs(fake: FakeGc, clock: Cl
     assert len(fake.calls) == 5
 
 
-def test_garbage_is_released_between_questions_and_after_an_hour_at_most(
+async def test_garbage_is_released_between_questions_and_after_an_hour_at_most(
     fake: FakeGc, clock: Clock
 ) -> None:
     steward = GcSteward(enabled=True)
@@ -92,3 +103,34 @@ def test_garbage_is_released_between_questions_and_after_an_hour_at_most(
     clock.now += GcSteward.MAX_PINNED_SECONDS
     observe(steward, busy=True, question_open=True)  # questions open all day: still bounded
     assert fake.calls == ["unfreeze", "collect", "freeze", "freeze"]
+
+
+async def test_automatic_collection_is_off_only_while_a_question_is_open(fake: FakeGc) -> None:
+    steward = GcSteward(enabled=True)
+    observe(steward, busy=True)  # a lobby: the young generation is still collected
+    assert fake.automatic
+    observe(steward, busy=True, question_open=True)
+    assert not fake.automatic
+    observe(steward, busy=True, question_open=True)
+    assert not fake.automatic
+    observe(steward)  # closed
+    assert fake.automatic
+
+
+async def test_the_collector_comes_back_by_itself_when_the_passes_stop(
+    fake: FakeGc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(GcSteward, "HOLD_SECONDS", 0.05)
+    steward = GcSteward(enabled=True)
+    observe(steward, busy=True, question_open=True)
+    assert not fake.automatic
+    await asyncio.sleep(0.2)  # no pass since
+    assert fake.automatic
+
+
+async def test_a_collector_switched_off_by_someone_else_stays_off(fake: FakeGc) -> None:
+    fake.automatic = False
+    steward = GcSteward(enabled=True)
+    observe(steward, busy=True, question_open=True)
+    observe(steward)
+    assert not fake.automatic

@@ -243,6 +243,9 @@ async def _live(app: web.Application, *, loops: bool) -> AsyncIterator[None]:
         gc=GcSteward(enabled=settings.live_gc_freeze and loops),
     )
     app[keys.LIVE] = runtime
+    hooks = getattr(app[keys.SIO].manager, "before_broadcast", None)
+    if hooks is not None and loops:
+        hooks.append(runtime.gc.on_broadcast)
     stop = asyncio.Event()
     running = asyncio.create_task(run_live(runtime, app[keys.SIO], stop)) if loops else None
     yield

@@ -102,6 +102,21 @@ async def test_a_room_gets_every_broadcast_in_order_and_nobody_else(
     assert outsider.empty()
 
 
+async def test_broadcast_hooks_see_each_broadcast_first(
+    aiohttp_server: Any, clients: Clients
+) -> None:
+    manager = FanoutManager()
+    server = await _server(aiohttp_server, manager)
+    _, got = await clients.open(server, "a")
+    seen: list[tuple[str, str, str | None, int]] = []
+    manager.before_broadcast.append(
+        lambda event, namespace, room: seen.append((event, namespace, room, got.qsize()))
+    )
+    await server.app[SIO].emit("news", "one", room="a", namespace=NS)
+    assert await _drain(got, 1) == ["one"]
+    assert seen == [("news", NS, "a", 0)]
+
+
 async def test_skip_sid_tuples_and_callbacks(aiohttp_server: Any, clients: Clients) -> None:
     server = await _server(aiohttp_server, FanoutManager())
     sio = server.app[SIO]

@@ -66,6 +66,7 @@ def observe(steward: GcSteward, **view: Any) -> None:
         running=view.get("running", True),
         busy=view.get("busy", False),
         question_open=view.get("question_open", False),
+        playing=view.get("playing", view.get("question_open", False)),
     )
 
 
@@ -105,7 +106,7 @@ async def test_garbage_is_released_between_questions_and_after_an_hour_at_most(
     assert fake.calls == ["unfreeze", "collect", "freeze", "freeze"]
 
 
-async def test_automatic_collection_is_off_only_while_a_question_is_open(fake: FakeGc) -> None:
+async def test_automatic_collection_is_off_only_while_a_quiz_is_played(fake: FakeGc) -> None:
     steward = GcSteward(enabled=True)
     observe(steward, busy=True)  # a lobby: the young generation is still collected
     assert fake.automatic
@@ -113,7 +114,9 @@ async def test_automatic_collection_is_off_only_while_a_question_is_open(fake: F
     assert not fake.automatic
     observe(steward, busy=True, question_open=True)
     assert not fake.automatic
-    observe(steward)  # closed
+    observe(steward, busy=False, playing=True)  # the reveal, a leaderboard: still off
+    assert not fake.automatic
+    observe(steward)  # ended
     assert fake.automatic
 
 
@@ -134,3 +137,14 @@ async def test_a_collector_switched_off_by_someone_else_stays_off(fake: FakeGc) 
     observe(steward, busy=True, question_open=True)
     observe(steward)
     assert not fake.automatic
+
+
+async def test_a_question_broadcast_holds_the_collector_at_once(fake: FakeGc) -> None:
+    steward = GcSteward(enabled=True)
+    steward.on_broadcast("leaderboard", "/live", "live:x")
+    steward.on_broadcast("question_opened", "/other", "x")
+    assert fake.automatic
+    steward.on_broadcast("question_opened", "/live", "live:x")
+    assert not fake.automatic
+    steward.release()
+    assert fake.automatic

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
@@ -30,6 +30,8 @@ from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+BroadcastHook = Callable[[str, str, str | None], None]  # (event, namespace, room)
 
 
 def fan_out(
@@ -42,7 +44,10 @@ def fan_out(
     skip_sid: Any = None,
 ) -> int:
     """Queue one event for every participant of a room (or the namespace) on this process;
-    how many sockets it was queued for. Synchronous: no await between recipients."""
+    how many sockets it was queued for. Synchronous: no await between recipients. The
+    manager's `before_broadcast` hooks (event, namespace, room) run first."""
+    for hook in getattr(manager, "before_broadcast", ()):
+        hook(event, namespace, room)
     if namespace not in manager.rooms:
         return 0
     if isinstance(data, tuple):
@@ -106,6 +111,10 @@ def _finished(task: asyncio.Future[Any]) -> None:
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
     """The in-process manager, broadcasting through `fan_out`."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_broadcast: list[BroadcastHook] = []
+
     async def emit(
         self,
         event: str,
@@ -128,6 +137,10 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
 class FanoutRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """The Redis manager: what reaches this process (its own emits and other instances'
     messages) is broadcast through `fan_out`; publishing is unchanged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_broadcast: list[BroadcastHook] = []
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         remote_callback = message.get("callback")
@@ -180,4 +193,10 @@ def patch_engineio_poll() -> None:
     async_socket.AsyncSocket.poll = _poll
 
 
-__all__ = ["FanoutManager", "FanoutRedisManager", "fan_out", "patch_engineio_poll"]
+__all__ = [
+    "BroadcastHook",
+    "FanoutManager",
+    "FanoutRedisManager",
+    "fan_out",
+    "patch_engineio_poll",
+]

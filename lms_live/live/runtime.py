@@ -62,6 +62,7 @@ log = logging.getLogger("lms_live.live")
 PRESENCE_REFRESH = 3.0  # seconds; also how soon the counts recover after Redis lost them
 TICK_SECONDS = 5.0  # `tick` to everyone in a running session
 IDLE_CHECK_SECONDS = 60.0
+_PLAYING = (Phase.QUESTION_OPEN.value, Phase.QUESTION_CLOSED.value, Phase.LEADERBOARD.value)
 ALL_ANSWERED_SECONDS = 0.3  # how often the sweeper looks for questions everyone answered
 
 
@@ -126,7 +127,8 @@ class GcSteward:
     case (a pause is better than memory growing all day on a busy instance). Pauses are
     exported (`lms_gc_pause_seconds`).
 
-    While a question is open here, automatic collections are also switched off: even the
+    While a quiz is being played here (a question open, its reveal or a leaderboard: the
+    next question opens from those), automatic collections are also switched off: even the
     young generation's (what a quarter of a second of answers allocated) measured 100-250 ms
     of wall time at 5,000 learners on 2 shared CPUs, the process descheduled mid-collection.
     Nothing is lost by it: what a collection would find is frozen at the next pass anyway,
@@ -135,7 +137,7 @@ class GcSteward:
 
     CYCLE_SECONDS = 300.0
     MAX_PINNED_SECONDS = 3600.0
-    HOLD_SECONDS = 5.0
+    HOLD_SECONDS = 30.0
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -144,9 +146,12 @@ class GcSteward:
         self.holding = False  # automatic collection switched off by us
         self._watchdog: asyncio.TimerHandle | None = None
 
-    def observe(self, *, running: bool, busy: bool, question_open: bool) -> None:
+    def observe(
+        self, *, running: bool, busy: bool, question_open: bool, playing: bool = False
+    ) -> None:
         """One conductor pass's view of this instance's sessions: any running, any lobby
-        filling or question open (`busy`), any question open."""
+        filling or question open (`busy`), any question open, any between its first question
+        and its end (`playing`: open, closed or leaderboard)."""
         if not self.enabled:
             return
         pinned = time.monotonic() - self.last_cycle
@@ -156,13 +161,19 @@ class GcSteward:
             or pinned >= self.MAX_PINNED_SECONDS
         ):
             self.cycle()
-        if busy:
+        if busy or playing:
             gc.freeze()
             self.dirty = True
-        if question_open:
+        if playing:  # from the reveal to the next question too: no gap as it opens
             self.hold()
         else:
             self.release()
+
+    def on_broadcast(self, event: str, namespace: str, room: str | None) -> None:
+        """Before this instance fans a live question out (a `before_broadcast` hook): hold
+        at once, not at the next conductor pass (the fan-out is what allocates)."""
+        if self.enabled and event == "question_opened" and namespace == NAMESPACE:
+            self.hold()
 
     def hold(self) -> None:
         """Automatic collections off for HOLD_SECONDS (extended by each call)."""
@@ -364,6 +375,7 @@ async def conduct_once(
                     live.phase in (Phase.LOBBY.value, Phase.QUESTION_OPEN.value) for live in here
                 ),
                 question_open=any(live.phase == Phase.QUESTION_OPEN.value for live in here),
+                playing=any(live.phase in _PLAYING for live in here),
             )
         for live in running:
             is_open = live.phase == Phase.QUESTION_OPEN.value

@@ -1056,7 +1056,13 @@ async def due_questions(
             .where(LiveAnswer.question_id == LiveQuestion.id)
             .scalar_subquery()
         )
-        columns += [answers, _active_players(LiveQuestion.session_id)]
+        players = (
+            select(func.count())
+            .select_from(LivePlayer)
+            .where(LivePlayer.session_id == LiveQuestion.session_id, *_STILL_PLAYING)
+            .scalar_subquery()
+        )
+        columns += [answers, players]
     rows = await session.execute(
         select(*columns).where(
             LiveQuestion.opened_at.is_not(None), LiveQuestion.closed_at.is_(None)
@@ -1064,36 +1070,23 @@ async def due_questions(
     )
     due = []
     for qid, sid, closes_at, *counts in rows:
+        n_answers, n_players = counts or (0, 0)
         if closes_at is not None and closes_at <= now:
             due.append(Due(qid, sid, "time"))
-        elif counts and counts[1] and counts[0] >= counts[1]:
+        elif n_players and n_answers >= n_players:
             answered = await session.scalar(
                 select(func.count())
                 .select_from(LiveAnswer)
                 .join(LivePlayer, LivePlayer.id == LiveAnswer.player_id)
-                .where(
-                    LiveAnswer.question_id == qid,
-                    LivePlayer.kicked_at.is_(None),
-                    LivePlayer.left_at.is_(None),
-                )
+                .where(LiveAnswer.question_id == qid, *_STILL_PLAYING)
             )
-            if answered is not None and answered >= counts[1]:
+            if answered is not None and answered >= n_players:
                 due.append(Due(qid, sid, "all_answered"))
     return due
 
 
-def _active_players(session_id: Any) -> Any:
-    """How many players of a session still count for "everyone answered"."""
-    return (
-        select(func.count())
-        .select_from(LivePlayer)
-        .where(
-            LivePlayer.session_id == session_id,
-            LivePlayer.kicked_at.is_(None),
-            LivePlayer.left_at.is_(None),
-        )
-        .scalar_subquery()
-    )
+# The players who still count for "everyone answered".
+_STILL_PLAYING = (LivePlayer.kicked_at.is_(None), LivePlayer.left_at.is_(None))
 
 
 async def close_due(

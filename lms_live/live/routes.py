@@ -89,6 +89,7 @@ async def create_live_session(
         live = await service.create_session(
             work.session, principal=principal, quiz_id=path.quiz_id, options=body
         )
+        request.app[keys.LIVE].wake()  # the conductor starts the lobby's dashboard now
         return session_out(live, public_url=request.app[keys.SETTINGS].public_url, players=0)
 
 

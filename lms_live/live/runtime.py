@@ -25,6 +25,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -64,6 +65,10 @@ TICK_SECONDS = 5.0  # `tick` to everyone in a running session
 IDLE_CHECK_SECONDS = 60.0
 _PLAYING = (Phase.QUESTION_OPEN.value, Phase.QUESTION_CLOSED.value, Phase.LEADERBOARD.value)
 ALL_ANSWERED_SECONDS = 0.3  # how often the sweeper looks for questions everyone answered
+# The sweeper's pace while no question is open, the conductor's while no session runs (as
+# each last saw the database): an idle instance queries it twice a second instead of 14
+# times. Waking (`LiveRuntime.wake`) ends the wait at once.
+IDLE_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +223,7 @@ class LiveRuntime:
     kick_channel: str
     gc: GcSteward = field(default_factory=lambda: GcSteward(enabled=False))
     counted_at: float = float("-inf")  # the sweeper's last "everyone answered" check
+    wakers: list[asyncio.Event] = field(default_factory=list)  # the paced loops' (`_paced`)
     _questions: OrderedDict[tuple[uuid.UUID, int], asyncio.Future[FrozenQuestion | None]] = field(
         default_factory=OrderedDict
     )
@@ -257,11 +263,19 @@ class LiveRuntime:
             return None
         return FrozenQuestion(row.id, row.position, spec_of(row), list(row.option_order))
 
+    def wake(self) -> None:
+        """Something happened in a live session here: the sweeper and the conductor look now
+        and keep their fast pace while it lasts (other instances notice within
+        IDLE_POLL_SECONDS)."""
+        for event in self.wakers:
+            event.set()
+
     async def publish(
         self, outbox: Outbox, hot_states: dict[str, dict[str, Any]] | None = None
     ) -> None:
         """After a commit: the players' hot states first (clients read them on the events),
         then the broadcasts."""
+        self.wake()
         if hot_states:
             try:
                 await self.hot.put_players(outbox.session_id, hot_states)
@@ -281,10 +295,16 @@ async def run(runtime: LiveRuntime, sio: socketio.AsyncServer, stop: asyncio.Eve
     async def on_kick(raw: bytes) -> None:
         await _apply_kick(sio, raw)
 
+    last_quiet: dict[uuid.UUID, float] = {}
+    last_tick: dict[uuid.UUID, float] = {}
+
+    async def conduct() -> bool:
+        return await conduct_once(runtime, sio=sio, last_quiet=last_quiet, last_tick=last_tick)
+
     await asyncio.gather(
         runtime.writer.run(stop),
-        _every(runtime.settings.live_sweep_interval, stop, lambda: sweep(runtime)),
-        _conduct(runtime, sio, stop),
+        _paced(runtime, runtime.settings.live_sweep_interval, stop, lambda: sweep(runtime)),
+        _paced(runtime, runtime.settings.live_dashboard_interval, stop, conduct),
         _every(PRESENCE_REFRESH, stop, lambda: refresh_presence(runtime, sio)),
         _every(IDLE_CHECK_SECONDS, stop, lambda: finish_idle(runtime)),
         follow_channel(runtime.pubsub, runtime.kick_channel, on_kick, stop),
@@ -301,8 +321,39 @@ async def _every(interval: float, stop: asyncio.Event, work: Any) -> None:
             await asyncio.wait_for(stop.wait(), interval)
 
 
-async def sweep(runtime: LiveRuntime) -> int:
-    """Close every due question this instance can lock; how many it closed. Deadlines are
+async def _paced(
+    runtime: LiveRuntime, interval: float, stop: asyncio.Event, work: Callable[[], Awaitable[bool]]
+) -> None:
+    """`work` every `interval` while it reports something live to watch, else every
+    IDLE_POLL_SECONDS or as soon as `runtime.wake()` is called."""
+    woken = asyncio.Event()
+    runtime.wakers.append(woken)
+    try:
+        while not stop.is_set():
+            woken.clear()  # before the pass: a wake during it is not lost
+            busy = True
+            try:
+                busy = await work()
+            except Exception:
+                log.exception("live loop failed; continuing")
+            if busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+                continue
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+            try:
+                await asyncio.wait(
+                    waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+    finally:
+        runtime.wakers.remove(woken)
+
+
+async def sweep(runtime: LiveRuntime) -> bool:
+    """Close every due question this instance can lock; whether any question was open. Deadlines are
     checked on every pass, "everyone answered" (a count per open question) every
     ALL_ANSWERED_SECONDS: at LIVE_SWEEP_INTERVAL on every instance the counts were a large
     share of the database's CPU during an answer burst."""
@@ -311,18 +362,16 @@ async def sweep(runtime: LiveRuntime) -> int:
     if everyone:
         runtime.counted_at = now
     async with runtime.database.sessions() as session:
-        due = await service.due_questions(session, now=utcnow(), everyone=everyone)
-    closed = 0
-    for item in due:
+        scan = await service.due_questions(session, now=utcnow(), everyone=everyone)
+    for item in scan.due:
         outbox = Outbox(str(item.session_id))
         states: dict[str, dict[str, Any]] = {}
         async with runtime.database.transaction() as session:
             done = await service.close_due(session, due=item, outbox=outbox, hot_states=states)
         if done:
-            closed += 1
             runtime.metrics.live_closes.labels(item.reason).inc()
             await runtime.publish(outbox, states)
-    return closed
+    return scan.open > 0
 
 
 async def finish_idle(runtime: LiveRuntime) -> None:
@@ -334,28 +383,16 @@ async def finish_idle(runtime: LiveRuntime) -> None:
         await runtime.publish(outbox)
 
 
-async def _conduct(runtime: LiveRuntime, sio: socketio.AsyncServer, stop: asyncio.Event) -> None:
-    interval = runtime.settings.live_dashboard_interval
-    last_quiet: dict[uuid.UUID, float] = {}
-    last_tick: dict[uuid.UUID, float] = {}
-    while not stop.is_set():
-        try:
-            await conduct_once(runtime, sio=sio, last_quiet=last_quiet, last_tick=last_tick)
-        except Exception:
-            log.exception("live conductor failed; continuing")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-
-
 async def conduct_once(
     runtime: LiveRuntime,
     *,
     sio: socketio.AsyncServer | None = None,
     last_quiet: dict[uuid.UUID, float] | None = None,
     last_tick: dict[uuid.UUID, float] | None = None,
-) -> None:
+) -> bool:
     """One pass: dashboards (and ticks) of the running sessions whose lease this instance
-    holds; an open question's dashboard every pass, others about once a second."""
+    holds; an open question's dashboard every pass, others about once a second. Whether any
+    session runs."""
     last_quiet = {} if last_quiet is None else last_quiet
     last_tick = {} if last_tick is None else last_tick
     lease_ttl = max(2.0, runtime.settings.live_dashboard_interval * 8)
@@ -403,6 +440,7 @@ async def conduct_once(
                     room=room(sid),
                     namespace=NAMESPACE,
                 )
+    return bool(running)
 
 
 async def local_players(sio: socketio.AsyncServer, session_id: str) -> dict[str, list[str]]:

@@ -1036,9 +1036,16 @@ class Due:
     reason: str
 
 
-async def due_questions(
-    session: AsyncSession, *, now: datetime, everyone: bool = True
-) -> list[Due]:
+@dataclass(frozen=True, slots=True)
+class DueScan:
+    """One sweeper pass: the questions to close, and how many questions are open at all
+    (none: the sweeper may slow down)."""
+
+    due: list[Due]
+    open: int
+
+
+async def due_questions(session: AsyncSession, *, now: datetime, everyone: bool = True) -> DueScan:
     """Open questions whose time is up (the latest deadline) or, with `everyone`, that every
     active player answered.
 
@@ -1069,7 +1076,8 @@ async def due_questions(
         )
     )
     due = []
-    for qid, sid, closes_at, *counts in rows:
+    found = rows.all()
+    for qid, sid, closes_at, *counts in found:
         n_answers, n_players = counts or (0, 0)
         if closes_at is not None and closes_at <= now:
             due.append(Due(qid, sid, "time"))
@@ -1082,7 +1090,7 @@ async def due_questions(
             )
             if answered is not None and answered >= n_players:
                 due.append(Due(qid, sid, "all_answered"))
-    return due
+    return DueScan(due, len(found))
 
 
 # The players who still count for "everyone answered".

@@ -56,7 +56,7 @@ async def test_a_session_wakes_the_loops_of_its_instance(
     made = await world.quiz(learners=2)
     live = await world.session(made)  # created on instance 0: wakes its conductor
     host = await world.host(made, live)
-    lobby = await host.next("dashboard", timeout=3)
+    lobby = await host.next("dashboard")
     assert lobby["phase"] == "lobby"
     ann = await world.player(live, made.learners[0], server=1)
     bob = await world.player(live, made.learners[1], server=1)
@@ -70,6 +70,6 @@ async def test_a_session_wakes_the_loops_of_its_instance(
         )
         assert ack["ok"] is True, ack
     # Answered on instance 1 (idle, not woken); instance 0's sweeper closes it.
-    closed = await ann.socket.next("question_closed", timeout=3)
+    closed = await ann.socket.next("question_closed")
     assert closed["reason"] == "all_answered"
     assert closed["answered"] == 2

@@ -229,6 +229,26 @@ async def test_guests_join_with_clean_unique_nicknames_only_when_allowed(
     assert [p.nickname for p in count] == ["Zed"]
 
 
+async def test_accounts_sharing_a_name_get_numbered_and_an_account_joins_once(
+    world: LiveWorld,
+) -> None:
+    made = await world.quiz(learners=0)
+    live = await world.session(made, guests=True)
+    sam, other = await world.user(name="Sam Same"), await world.user(name="Sam Same")
+    joins = [
+        world.request("POST", "/api/v1/live/join", who=who, json={"code": live["code"]})
+        for who in (sam, sam, sam, other)
+    ]
+    answers = await asyncio.gather(*joins)
+    assert [status for status, _ in answers] == [200] * 4
+    assert len({body["player_id"] for _, body in answers[:3]}) == 1  # one account, one player
+    assert {body["nickname"] for _, body in answers} == {"Sam Same", "Sam Same 2"}
+    rows = await world.rows(LivePlayer, LivePlayer.session_id == uuid.UUID(live["id"]))
+    assert sorted((p.nickname, p.user_id) for p in rows) == sorted(
+        (body["nickname"], who.id) for (_, body), who in zip(answers[2:], (sam, other), strict=True)
+    )
+
+
 async def test_joins_are_rate_limited_per_client(world: LiveWorld) -> None:
     statuses = []
     for _ in range(45):

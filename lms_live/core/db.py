@@ -134,10 +134,26 @@ class Database:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Sessions on autocommit connections (`reads`); None: `sessions` (the tests' factory).
+    read_sessions: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> Database:
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+        return cls(
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            async_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            ),
+        )
+
+    def reads(self) -> AsyncSession:
+        """A session for read-only work, each statement on its own (autocommit): no BEGIN
+        and ROLLBACK round trips around it. Every statement sees what was committed when it
+        started, as in a READ COMMITTED transaction; never for writes or row locks (nothing
+        would hold them). For the live loops and socket connects, which run thousands of
+        times a minute."""
+        return (self.read_sessions or self.sessions)()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -88,11 +88,11 @@ class LiveNamespace(LmsNamespace):
                 principal = await self.auth.connect(environ, auth)
                 if principal.user_id != claims.user_id:
                     raise Forbidden("This player token belongs to another account.")
-            async with self.app[keys.DATABASE].sessions() as session:
-                player, _live = await service.player_of(
+            async with self.app[keys.DATABASE].reads() as session:
+                kicked = await service.player_kicked(
                     session, player_id=claims.player_id, session_id=claims.session_id
                 )
-            if player.kicked_at is not None:
+            if kicked:
                 raise Kicked()
         except LmsError as exc:
             raise refusal(exc) from exc

@@ -361,7 +361,7 @@ async def sweep(runtime: LiveRuntime) -> bool:
     everyone = now - runtime.counted_at >= ALL_ANSWERED_SECONDS
     if everyone:
         runtime.counted_at = now
-    async with runtime.database.sessions() as session:
+    async with runtime.database.reads() as session:
         scan = await service.due_questions(session, now=utcnow(), everyone=everyone)
     for item in scan.due:
         outbox = Outbox(str(item.session_id))
@@ -397,7 +397,7 @@ async def conduct_once(
     last_tick = {} if last_tick is None else last_tick
     lease_ttl = max(2.0, runtime.settings.live_dashboard_interval * 8)
     now = time.monotonic()
-    async with runtime.database.sessions() as session:
+    async with runtime.database.reads() as session:
         running = list(
             await session.scalars(
                 select(LiveSession).where(LiveSession.phase != Phase.FINISHED.value).limit(500)

@@ -119,7 +119,7 @@ class Revocations:
             if await self.kv.get(MARKER) is not None:
                 return
             since = utcnow() - self.access_ttl - timedelta(minutes=1)
-            async with self.database.sessions() as session:
+            async with self.database.reads() as session:
                 ids = list(
                     await session.scalars(
                         select(AuthSession.id).where(AuthSession.revoked_at >= since)

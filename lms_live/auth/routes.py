@@ -445,7 +445,7 @@ def _me(user: User, recovery_left: int) -> MeOut:
 @routes.get("/api/v1/users/me", summary="My account", tags=ME, response=MeOut, roles=[])
 async def me(request: web.Request) -> MeOut:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         user, left = await service.me_with_codes_left(session, user_id=principal.user_id)
     return _me(user, left)
 
@@ -516,7 +516,7 @@ def _session_out(auth: AuthSession, principal: Principal) -> SessionOut:
 )
 async def my_sessions(request: web.Request) -> SessionsOut:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         rows = await service.list_sessions(session, user_id=principal.user_id)
     return SessionsOut(items=[_session_out(row, principal) for row in rows])
 
@@ -710,7 +710,7 @@ def _user_out(user: User) -> UserOut:
     roles=["admin"],
 )
 async def list_users(request: web.Request, query: UsersQuery) -> UsersPage:
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         rows, total = await service.list_users(
             session,
             search=query.q,
@@ -733,7 +733,7 @@ async def list_users(request: web.Request, query: UsersQuery) -> UsersPage:
     roles=["admin"],
 )
 async def get_user(request: web.Request, path: UserPath) -> UserOut:
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         user = await service.get_user(session, user_id=path.user_id)
     return _user_out(user)
 

@@ -206,7 +206,7 @@ async def password_owner(
 ) -> Owner | None:
     """The account (by email or id) whose password this is, or None. The connection is
     released before the bcrypt check; an unknown account costs the same time."""
-    async with database.sessions() as session:
+    async with database.reads() as session:
         if email is not None:
             user = await get_by_email(session, email=email)
         else:

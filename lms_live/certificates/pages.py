@@ -54,7 +54,7 @@ def setup_certificate_pages(app: web.Application) -> None:
 async def _find(request: web.Request, number: str) -> Certificate | None:
     if not _NUMBER.fullmatch(number):
         return None
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         try:
             return await service.get_issued(session, number=number)
         except CertificateNotFound:

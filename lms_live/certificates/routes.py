@@ -104,7 +104,7 @@ def verification(certificate: Certificate) -> VerificationOut:
 async def verify_certificate(request: web.Request, path: CertificatePath) -> VerificationOut:
     """Public: whether the number belongs to a valid or revoked certificate, with the learner,
     course and completion date printed on it."""
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         certificate = await service.get_issued(session, number=path.number)
     return verification(certificate)
 
@@ -120,7 +120,7 @@ async def verify_certificate(request: web.Request, path: CertificatePath) -> Ver
 async def download_certificate(request: web.Request, path: CertificatePath) -> web.Response:
     """The PDF, for its learner, the course's instructors and admins (404 for anyone else)."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         certificate = await service.get_for_download(
             session, principal=principal, number=path.number
         )
@@ -148,7 +148,7 @@ async def my_certificates(request: web.Request, query: CertificatesQuery) -> Cer
     """The caller's issued certificates (revoked ones included, with their status)."""
     principal = require_principal(request)
     public_url = request.app[keys.SETTINGS].public_url
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         rows, total = await service.list_for_user(
             session, user_id=principal.user_id, limit=query.limit, offset=query.offset
         )

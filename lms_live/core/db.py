@@ -139,13 +139,13 @@ class Database:
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> Database:
-        return cls(
-            engine,
-            async_sessionmaker(engine, expire_on_commit=False),
-            async_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-            ),
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        if engine.dialect.name != "postgresql":  # SQLite's driver sends no BEGIN for reads
+            return cls(engine, sessions)
+        reads = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
+        return cls(engine, sessions, reads)
 
     def reads(self) -> AsyncSession:
         """A session for read-only work, each statement on its own (autocommit): no BEGIN

@@ -161,7 +161,7 @@ def _authored(detail: service.CourseDetail) -> CourseOut:
 async def list_catalog(request: web.Request, query: CatalogQuery) -> CatalogPage:
     """Published courses only. `q` searches titles and summaries (best matches first unless
     `sort` is given); every order ends with the course id, so pages are stable."""
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         page = await service.catalog(
             session,
             search=query.q,
@@ -194,7 +194,7 @@ async def get_catalog_course(request: web.Request, path: CatalogPath) -> CourseD
     """The card, description, instructors and outline (never lesson content). Draft and
     archived courses answer 404 except to their instructors and admins; `viewer` is null for
     anonymous callers."""
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         detail = await service.catalog_course(
             session, slug=path.slug, principal=principal_of(request)
         )
@@ -248,7 +248,7 @@ async def create_course(request: web.Request, body: CourseIn) -> CourseOut:
 async def list_my_courses(request: web.Request, query: CoursesQuery) -> CoursesPage:
     """Courses the caller owns or co-teaches (an admin: every course), newest first."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         page = await service.authored_courses(
             session,
             principal=principal,
@@ -275,7 +275,7 @@ async def list_my_courses(request: web.Request, query: CoursesQuery) -> CoursesP
 )
 async def get_authored_course(request: web.Request, path: CoursePath) -> CourseOut:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         detail = await service.authored_course(
             session, principal=principal, course_id=path.course_id
         )

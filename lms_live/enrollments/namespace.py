@@ -77,7 +77,7 @@ class ProgressNamespace(LmsNamespace):
 
     async def _announce(self, user_id: uuid.UUID, event: str) -> None:
         try:
-            async with self.app[keys.DATABASE].sessions() as session:
+            async with self.app[keys.DATABASE].reads() as session:
                 courses = await dashboard.enrolled_course_ids(session, user_id=user_id)
             for course_id in courses:
                 data = {"course_id": str(course_id), "user_id": str(user_id)}
@@ -105,7 +105,7 @@ class ProgressNamespace(LmsNamespace):
         if replay is not None:
             return replay
         head = await self.app[keys.STREAMS].head(stream)
-        async with self.app[keys.DATABASE].sessions() as db:
+        async with self.app[keys.DATABASE].reads() as db:
             courses = await dashboard.learner_courses(db, user_id=user_id)
         return ack_ok(seq=head, reset=True, snapshot={"courses": courses})
 
@@ -113,7 +113,7 @@ class ProgressNamespace(LmsNamespace):
     async def on_join_course(self, sid: str, data: Any = None) -> dict[str, Any]:
         body = CourseIn.model_validate(data or {})
         principal = await self._principal(sid)
-        async with self.app[keys.DATABASE].sessions() as db:
+        async with self.app[keys.DATABASE].reads() as db:
             course = await get_course(db, course_id=body.course_id)
             await ensure_teaches(db, principal=principal, course=course)
         stream = course_stream(body.course_id)
@@ -122,7 +122,7 @@ class ProgressNamespace(LmsNamespace):
         if replay is not None:
             return replay
         head = await self.app[keys.STREAMS].head(stream)
-        async with self.app[keys.DATABASE].sessions() as db:
+        async with self.app[keys.DATABASE].reads() as db:
             learners = await dashboard.course_learners(db, course_id=body.course_id)
         online = await self.app[keys.PRESENCE].online([row["user_id"] for row in learners])
         return ack_ok(

@@ -133,7 +133,7 @@ async def unenroll(request: web.Request, path: CourseIdPath) -> None:
 async def list_my_enrollments(request: web.Request, query: MyEnrollmentsQuery) -> MyEnrollmentsPage:
     """Most recently active first, each with where to resume."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         items, total = await service.my_enrollments(
             session,
             user_id=principal.user_id,
@@ -176,7 +176,7 @@ async def get_my_course_progress(request: web.Request, path: CourseIdPath) -> Co
     """Not enrolled: 404 `enrollment_not_found` (a cancelled enrollment shows its kept
     progress)."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         progress = await service.course_progress(
             session, user_id=principal.user_id, course_id=path.course_id
         )
@@ -248,7 +248,7 @@ async def list_course_enrollments(
 ) -> RosterPage:
     """The course's own instructors and admins (other instructors: 403)."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         items, total = await service.roster(
             session,
             principal=principal,

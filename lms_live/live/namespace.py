@@ -176,7 +176,7 @@ class LiveNamespace(LmsNamespace):
     async def _snapshot(self, sid: str) -> dict[str, Any]:
         live_id, player_id = await self._player(sid)
         head = await self.rt.streams.head(stream(str(live_id)))
-        async with self.app[keys.DATABASE].sessions() as session:
+        async with self.app[keys.DATABASE].reads() as session:
             player, live = await service.player_of(session, player_id=player_id, session_id=live_id)
             if player.kicked_at is not None:
                 raise Kicked()
@@ -222,7 +222,7 @@ class LiveNamespace(LmsNamespace):
         live_id, player_id = await self._player(sid)
         state = await self.rt.hot.get_player(str(live_id), str(player_id))
         if state is None:
-            async with self.app[keys.DATABASE].sessions() as session:
+            async with self.app[keys.DATABASE].reads() as session:
                 player, live = await service.player_of(
                     session, player_id=player_id, session_id=live_id
                 )
@@ -259,7 +259,7 @@ class LiveNamespace(LmsNamespace):
         payload = HostIn.model_validate(data)
         principal = await self._principal(sid)
         live_id = str(payload.session_id)
-        async with self.app[keys.DATABASE].sessions() as session:
+        async with self.app[keys.DATABASE].reads() as session:
             live = await service.hosted(session, principal=principal, session_id=payload.session_id)
         await self.enter_room(sid, room(live_id))
         await self.enter_room(sid, hosts_room(live_id))
@@ -267,7 +267,7 @@ class LiveNamespace(LmsNamespace):
         seq = await self.rt.streams.head(stream(live_id))
         host_seq = await self.rt.streams.head(hosts_stream(live_id))
         online = await self.rt.hot.online_players(live_id)
-        async with self.app[keys.DATABASE].sessions() as session:
+        async with self.app[keys.DATABASE].reads() as session:
             live = await service.hosted(session, principal=principal, session_id=payload.session_id)
             snapshot = await service.host_snapshot(
                 session,

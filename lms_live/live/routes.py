@@ -106,7 +106,7 @@ async def create_live_session(
 async def list_live_sessions(request: web.Request, path: QuizIdPath) -> SessionListOut:
     """Running and finished sessions (the latest 200)."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         found = await service.list_sessions(session, principal=principal, quiz_id=path.quiz_id)
         counts = await service.player_counts(session, [s.id for s in found])
     url = request.app[keys.SETTINGS].public_url
@@ -128,7 +128,7 @@ async def list_live_sessions(request: web.Request, path: QuizIdPath) -> SessionL
 async def get_live_session(request: web.Request, path: SessionIdPath) -> SessionOut:
     """Its code, join URL, phase, options and player count (the course's instructors)."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         live = await service.hosted(session, principal=principal, session_id=path.session_id)
         return await _out(session, request, live)
 
@@ -146,7 +146,7 @@ async def get_live_session(request: web.Request, path: SessionIdPath) -> Session
 async def live_session_qr(request: web.Request, path: SessionIdPath) -> web.Response:
     """An SVG QR code of the join URL, for the host's screen."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         live = await service.hosted(session, principal=principal, session_id=path.session_id)
     return web.Response(
         body=qr_svg(service.join_url(request.app[keys.SETTINGS].public_url, live.code)),
@@ -165,7 +165,7 @@ async def _results(
     request: web.Request, session_id: uuid.UUID
 ) -> tuple[LiveSession, dict, SessionOut]:  # type: ignore[type-arg]
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         live = await service.hosted(session, principal=principal, session_id=session_id)
         data = await service.results(session, live=live)
         out = await _out(session, request, live)

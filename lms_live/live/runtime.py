@@ -253,7 +253,7 @@ class LiveRuntime:
             raise
 
     async def _load_question(self, session_id: uuid.UUID, index: int) -> FrozenQuestion | None:
-        async with self.database.sessions() as session:
+        async with self.database.reads() as session:
             row: LiveQuestion | None = await session.scalar(
                 select(LiveQuestion).where(
                     LiveQuestion.session_id == session_id, LiveQuestion.position == index

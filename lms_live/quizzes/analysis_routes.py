@@ -80,7 +80,7 @@ async def _results(
     request: web.Request, quiz_id: uuid.UUID, which: AttemptsFilter
 ) -> service.Results:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         return await service.load_results(
             session, principal=principal, quiz_id=quiz_id, which=which
         )

@@ -190,7 +190,7 @@ async def get_attempt(request: web.Request, path: AttemptIdPath) -> AttemptOut:
     submitted attempt in full; anyone else gets 404."""
     principal = require_principal(request)
     now = now_of(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         shown = await service.show_attempt(
             session, principal=principal, attempt_id=path.attempt_id, now=now
         )
@@ -273,7 +273,7 @@ async def get_my_quiz_result(request: web.Request, path: QuizIdPath) -> MyResult
     404 (409 `quiz_not_published` for its instructors)."""
     principal = require_principal(request)
     now = now_of(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         result = await service.my_result(
             session, principal=principal, quiz_id=path.quiz_id, now=now
         )
@@ -347,7 +347,7 @@ async def list_quiz_attempts(
 ) -> AttemptsPage:
     """Newest first, filtered by learner and status. The course's instructors and admins."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         rows, total = await service.list_attempts(
             session,
             principal=principal,

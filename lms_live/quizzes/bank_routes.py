@@ -271,7 +271,7 @@ async def list_questions(
     """Newest first; `tag`, `type` (of the current version) and `q` (words of the title or
     prompt) narrow the list; archived questions only with `include_archived=true`."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         page = await bank.list_questions(
             session,
             principal=principal,
@@ -302,7 +302,7 @@ async def list_questions(
 )
 async def get_question(request: web.Request, path: QuestionPath) -> QuestionOut:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         view = await bank.get_question(session, principal=principal, question_id=path.question_id)
         return _question(view)
 
@@ -365,7 +365,7 @@ async def get_question_version(
     request: web.Request, path: QuestionVersionPath
 ) -> QuestionVersionOut:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         version, used, current = await bank.get_question_version(
             session, principal=principal, question_id=path.question_id, version=path.version
         )
@@ -421,7 +421,7 @@ async def create_quiz(request: web.Request, path: CoursePath, body: QuizIn) -> Q
 async def list_quizzes(request: web.Request, path: CoursePath, query: QuizzesQuery) -> QuizzesPage:
     """In creation order, published or not."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         page = await bank.list_quizzes(
             session,
             principal=principal,
@@ -448,7 +448,7 @@ async def list_quizzes(request: web.Request, path: CoursePath, query: QuizzesQue
 )
 async def get_quiz(request: web.Request, path: QuizPath) -> QuizOut:
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         return _quiz(await bank.get_quiz(session, principal=principal, quiz_id=path.quiz_id))
 
 
@@ -543,7 +543,7 @@ async def get_quiz_slots(request: web.Request, path: QuizPath) -> SlotsOut:
     """In order; a fixed slot with its question's title, type and points, a pool with how
     many questions it can draw from now."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         return _slots(await bank.get_slots(session, principal=principal, quiz_id=path.quiz_id))
 
 
@@ -592,7 +592,7 @@ async def replace_quiz_slots(request: web.Request, path: QuizPath, body: SlotsIn
 async def list_accommodations(request: web.Request, path: QuizPath) -> AccommodationsOut:
     """By learner name."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         views = await bank.list_accommodations(session, principal=principal, quiz_id=path.quiz_id)
         return AccommodationsOut(items=[_accommodation(view) for view in views])
 
@@ -746,7 +746,7 @@ async def import_questions(request: web.Request, path: CoursePath, query: Import
     `lms_live/quizzes/formats.py` (GIFT as Moodle writes it, Aiken, and our CSV columns
     `type,title,prompt,points,tags,options,answer,feedback`)."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         await bank.teachable_course(session, principal=principal, course_id=path.course_id)
     text = _text(await _upload(request))
     try:
@@ -780,7 +780,7 @@ async def export_questions(
     `include_archived=true`, one tag's with `tag`), in the CSV format the import reads back.
     Image references are not exported."""
     principal = require_principal(request)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         questions = await bank.export_questions(
             session,
             principal=principal,

@@ -130,7 +130,7 @@ async def home_page(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     if user is None:
         return await render(request, "index.html", full_name=None, role=None)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         try:
             me = await service.get_me(session, user_id=user.user_id)
         except TokenRevoked:

@@ -159,7 +159,7 @@ async def _nickname_form(
 async def _guest_probe(request: web.Request, code: str) -> LmsError | None:
     """Why a guest cannot join this code yet: None never happens (a guest always needs a
     nickname); the service's checks run without writing or taking the join rate."""
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         try:
             await service.join(session, principal=None, code=code, nickname=None)
         except LmsError as exc:
@@ -279,7 +279,7 @@ async def _hosted(request: web.Request) -> LiveSession | web.Response:
         session_id = uuid.UUID(request.match_info["session_id"])
     except ValueError:
         return await _message(request, 404, "Live quiz not found", NOT_FOUND)
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         try:
             live = await service.hosted(
                 session, principal=principal_of(user), session_id=session_id
@@ -321,7 +321,7 @@ async def host_results_csv(request: web.Request) -> web.StreamResponse:
     live = await _hosted(request)
     if isinstance(live, web.Response):
         return live
-    async with request.app[keys.DATABASE].sessions() as session:
+    async with request.app[keys.DATABASE].reads() as session:
         data = await service.results(session, live=live)
     text = await asyncio.to_thread(service.results_csv, data)
     return web.Response(

@@ -94,7 +94,7 @@ async def _checked(handler: PageHandler, request: web.Request) -> web.StreamResp
 
 
 async def _alive(app: web.Application, user: PageUser) -> bool:
-    async with app[keys.DATABASE].sessions() as session:
+    async with app[keys.DATABASE].reads() as session:
         return await service.session_alive(session, session_id=user.auth_session_id)
 
 

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
 
     database_url: str | None = None
-    database_pool_size: int = Field(10, ge=1)
+    database_pool_size: int = Field(20, ge=1)
+    database_max_overflow: int = Field(0, ge=0)  # connections beyond the pool (see core/db.py)
+    database_pool_timeout: float = Field(10.0, gt=0)  # wait for a free connection, then 503
     database_echo: bool = False
 
     redis_url: str | None = None

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     # Live quizzes (docs/live-protocol.md).
     live_join_rate: str = "30/minute"  # POST /api/v1/live/join per client IP
     live_socket_events_per_second: int = Field(20, ge=1)  # per /live socket, burst 2x
-    live_answer_linger_ms: float = Field(2.0, ge=0, le=100)  # answer micro-batch wait
+    live_answer_linger_ms: float = Field(10.0, ge=0, le=100)  # answer micro-batch wait
     live_answer_batch_max: int = Field(500, ge=1, le=5000)
     live_sweep_interval: float = Field(0.1, gt=0, le=5)  # closes due questions
     live_dashboard_interval: float = Field(0.25, gt=0, le=5)  # host dashboard ticks

@@ -165,8 +165,7 @@ class Database:
         """A session for read-only work, each statement on its own (autocommit): no BEGIN
         and ROLLBACK round trips around it. Every statement sees what was committed when it
         started, as in a READ COMMITTED transaction; never for writes or row locks (nothing
-        would hold them). For the live loops and socket connects, which run thousands of
-        times a minute."""
+        would hold them). Every read-only request, socket handler and loop uses it."""
         return (self.read_sessions or self.sessions)()
 
     @asynccontextmanager

@@ -5,6 +5,8 @@ loops at once, so nothing waits for the idle poll."""
 from __future__ import annotations
 
 import asyncio
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -54,10 +56,8 @@ async def test_a_session_wakes_the_loops_of_its_instance(
 ) -> None:
     await asyncio.sleep(0.3)  # both instances idle, next poll in a minute
     made = await world.quiz(learners=2)
-    live = await world.session(made)  # created on instance 0: wakes its conductor
+    live = await world.session(made)
     host = await world.host(made, live)
-    lobby = await host.next("dashboard")
-    assert lobby["phase"] == "lobby"
     ann = await world.player(live, made.learners[0], server=1)
     bob = await world.player(live, made.learners[1], server=1)
     await host.call("start")  # wakes instance 0's sweeper: a question is open
@@ -73,3 +73,29 @@ async def test_a_session_wakes_the_loops_of_its_instance(
     closed = await ann.socket.next("question_closed")
     assert closed["reason"] == "all_answered"
     assert closed["answered"] == 2
+
+
+async def test_a_wake_ends_an_idle_wait_at_once_and_busy_passes_keep_their_interval(
+    slow_idle_poll: None,
+) -> None:
+    """`_paced` alone: idle, the next pass comes only when woken (the idle poll is a minute
+    here); busy, passes follow each other at the interval; `stop` ends it."""
+    passes: list[float] = []
+    busy = False
+
+    async def work() -> bool:
+        passes.append(time.monotonic())
+        return busy
+
+    live = SimpleNamespace(wakers=[])
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runtime._paced(live, 0.05, stop, work))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    assert len(passes) == 1  # idle: no second pass without a wake
+    busy = True
+    runtime.LiveRuntime.wake(live)  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    assert 3 <= len(passes) <= 8  # woken at once, then every 0.05 s while busy
+    stop.set()
+    await asyncio.wait_for(loop, 1)
+    assert live.wakers == []

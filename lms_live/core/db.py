@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Uuid, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -178,6 +179,14 @@ class Database:
         """Round-trip to the database; raises if it cannot be reached."""
         async with self.sessions() as session:
             await session.execute(text("SELECT 1"))
+
+
+def upsert_for(session: AsyncSession, model: type[Any]) -> Any:
+    """`INSERT` into `model` in the session's dialect (PostgreSQL or SQLite), with its
+    `on_conflict_do_nothing` and `returning`."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def escape_like(text: str) -> str:

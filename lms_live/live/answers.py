@@ -28,10 +28,9 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 from sqlalchemy import event, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lms_live.core.db import Database
+from lms_live.core.db import Database, upsert_for
 from lms_live.core.metrics import Metrics
 from lms_live.live.models import LiveAnswer, LivePlayer, LiveQuestion
 from lms_live.live.service import GRACE_MS, AnswerRefused, refused
@@ -216,10 +215,9 @@ class _OrmStore:
         return list(result)
 
     async def insert(self, rows: list[dict[str, Any]]) -> set[Key]:
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
-        statement: Any = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(
-            LiveAnswer
-        ).on_conflict_do_nothing(index_elements=["question_id", "player_id"])
+        statement = upsert_for(self.session, LiveAnswer).on_conflict_do_nothing(
+            index_elements=["question_id", "player_id"]
+        )
         result = await self.session.execute(
             statement.returning(LiveAnswer.question_id, LiveAnswer.player_id), rows
         )

@@ -386,15 +386,13 @@ async def finish_idle(runtime: LiveRuntime) -> None:
 async def conduct_once(
     runtime: LiveRuntime,
     *,
-    sio: socketio.AsyncServer | None = None,
-    last_quiet: dict[uuid.UUID, float] | None = None,
-    last_tick: dict[uuid.UUID, float] | None = None,
+    sio: socketio.AsyncServer,
+    last_quiet: dict[uuid.UUID, float],
+    last_tick: dict[uuid.UUID, float],
 ) -> bool:
     """One pass: dashboards (and ticks) of the running sessions whose lease this instance
     holds; an open question's dashboard every pass, others about once a second. Whether any
     session runs."""
-    last_quiet = {} if last_quiet is None else last_quiet
-    last_tick = {} if last_tick is None else last_tick
     lease_ttl = max(2.0, runtime.settings.live_dashboard_interval * 8)
     now = time.monotonic()
     async with runtime.database.reads() as session:
@@ -403,17 +401,14 @@ async def conduct_once(
                 select(LiveSession).where(LiveSession.phase != Phase.FINISHED.value).limit(500)
             )
         )
-        if sio is not None:
-            local = sio.manager.rooms.get(NAMESPACE, {})
-            here = [live for live in running if local.get(room(str(live.id)))]
-            runtime.gc.observe(
-                running=bool(here),
-                busy=any(
-                    live.phase in (Phase.LOBBY.value, Phase.QUESTION_OPEN.value) for live in here
-                ),
-                question_open=any(live.phase == Phase.QUESTION_OPEN.value for live in here),
-                playing=any(live.phase in _PLAYING for live in here),
-            )
+        local = sio.manager.rooms.get(NAMESPACE, {})
+        here = [live for live in running if local.get(room(str(live.id)))]
+        runtime.gc.observe(
+            running=bool(here),
+            busy=any(live.phase in (Phase.LOBBY.value, Phase.QUESTION_OPEN.value) for live in here),
+            question_open=any(live.phase == Phase.QUESTION_OPEN.value for live in here),
+            playing=any(live.phase in _PLAYING for live in here),
+        )
         for live in running:
             is_open = live.phase == Phase.QUESTION_OPEN.value
             if not is_open and now - last_quiet.get(live.id, 0.0) < 1.0:

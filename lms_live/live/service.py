@@ -26,13 +26,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lms_live.auth.models import User
-from lms_live.core.db import utcnow
+from lms_live.core.db import upsert_for, utcnow
 from lms_live.core.errors import Conflict, Forbidden, LmsError, NotFound, Unauthorized
 from lms_live.core.security import Principal
 from lms_live.courses.access import get_course, may_teach
@@ -488,7 +486,6 @@ async def _insert_player(
     One `INSERT ... ON CONFLICT DO NOTHING RETURNING` per try (either unique constraint, name
     or account): a savepoint and an ORM flush cost three round trips and most of a join's
     CPU when thousands join at once."""
-    insert_of = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for attempt in range(1, 20):
         shown = nickname if attempt == 1 else f"{nickname[:36]} {attempt}"
         values: dict[str, Any] = {
@@ -506,7 +503,10 @@ async def _insert_player(
             "answered_count": 0,
         }
         inserted = await session.scalar(
-            insert_of(LivePlayer).values(**values).on_conflict_do_nothing().returning(LivePlayer.id)
+            upsert_for(session, LivePlayer)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(LivePlayer.id)
         )
         if inserted is not None:
             return LivePlayer(**values)
@@ -525,20 +525,18 @@ async def _insert_player(
 async def player_kicked(
     session: AsyncSession, *, player_id: uuid.UUID, session_id: uuid.UUID
 ) -> bool:
-    """Whether a session's player was kicked (PlayerNotFound when the player or the session
-    is gone): what a socket connect checks, in one statement and no ORM objects."""
+    """Whether a session's player was kicked (PlayerNotFound when the player is gone, with its
+    session: the foreign key cascades): what a socket connect checks, one column, no ORM
+    objects."""
     row = (
         await session.execute(
-            select(LivePlayer.kicked_at, LiveSession.id)
-            .select_from(LivePlayer)
-            .outerjoin(LiveSession, LiveSession.id == LivePlayer.session_id)
-            .where(LivePlayer.id == player_id, LivePlayer.session_id == session_id)
+            select(LivePlayer.kicked_at).where(
+                LivePlayer.id == player_id, LivePlayer.session_id == session_id
+            )
         )
     ).first()
     if row is None:
         raise PlayerNotFound()
-    if row[1] is None:
-        raise LiveSessionNotFound()
     return row[0] is not None
 
 

@@ -29,12 +29,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, literal_column, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lms_live.auth.models import User
+from lms_live.core.db import upsert_for
 from lms_live.core.errors import (
     ConcurrentUpdate,
     Conflict,
@@ -704,10 +703,8 @@ async def _insert_first_answer(
         "saved_at": now,
         "feedback": "",
     }
-    dialect = session.get_bind().dialect.name
-    insert_of = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = (
-        insert_of(Answer)
+        upsert_for(session, Answer)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[Answer.attempt_question_id])
         .returning(Answer.id)

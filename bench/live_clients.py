@@ -1,9 +1,13 @@
 """Simulated live-quiz learners for bench/live_quiz.py: raw Engine.IO v4 / Socket.IO v5 clients.
 
 python-socketio's client costs too much per connection for thousands of learners on the
-machine that also runs the servers, so each learner here is one aiohttp websocket speaking the
-wire protocol by hand, and one process (`worker_main`) runs a few thousand of them on one event
-loop (uvloop when installed). The bench drives its processes through a `WorkerPool`.
+machine that also runs the servers, so each learner here is one websocket speaking the wire
+protocol by hand, and one process (`worker_main`) runs a few thousand of them on one event
+loop (uvloop when installed). The bench drives its processes through a `WorkerPool`. The
+websocket is a bare asyncio protocol (`Socket`): frames are handled as the bytes arrive, with
+no reader task, stream or message object per frame, so the learners' own processing adds as
+little as possible to the latencies measured (they share the servers' CPUs). The REST join
+uses aiohttp.
 
 Wire protocol used (websocket transport only, one packet per frame):
   server `0{...}` open; `2` ping -> client `3` pong;
@@ -27,6 +31,7 @@ the process has its ack / has received the leaderboard.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -39,7 +44,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -67,7 +73,7 @@ class Learner:
     socket_url: str
     player_token: str = ""
     player_id: str = ""
-    ws: aiohttp.ClientWebSocketResponse | None = None
+    sock: Socket | None = None
     connected: asyncio.Future[None] | None = None
     next_ack: int = 0
     pending: tuple[int, int, float] | None = None  # ack id, question index, sent at
@@ -185,8 +191,8 @@ class Worker:
         )
 
     async def _join_one(self, learner: Learner, code: str) -> None:
-        assert self.http is not None
         if learner.rest_base is not None:
+            assert self.http is not None
             body = {"code": code, "nickname": f"learner{learner.number:05d}"}
             async with self.http.post(f"{learner.rest_base}/api/v1/live/join", json=body) as r:
                 joined = await r.json()
@@ -195,54 +201,56 @@ class Worker:
             learner.player_token, learner.player_id = joined["player_token"], joined["player_id"]
         else:
             learner.player_token = learner.player_id = f"bare-{learner.number}"
-        ws = await self.http.ws_connect(learner.socket_url, autoping=True, max_msg_size=0)
-        learner.ws = ws
-        opening = await ws.receive(timeout=CONNECT_TIMEOUT)
-        if opening.type != aiohttp.WSMsgType.TEXT or not str(opening.data).startswith("0"):
-            raise RuntimeError(f"no Engine.IO open packet: {opening.data!r}"[:200])
-        learner.connected = asyncio.get_running_loop().create_future()
-        self._spawn(self._read(learner))
-        await ws.send_str(CONNECTED + json.dumps({"player_token": learner.player_token}))
+        loop = asyncio.get_running_loop()
+        learner.connected = loop.create_future()
+        url = urlsplit(learner.socket_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        path = f"{url.path}?{url.query}"
+        await loop.create_connection(
+            lambda: Socket(self, learner, f"{host}:{port}", path), host, port
+        )
         await asyncio.wait_for(learner.connected, CONNECT_TIMEOUT)
         self.live.append(learner)
 
     async def _close_all(self) -> None:
-        sockets = [x.ws for x in self.learners if x.ws is not None and not x.ws.closed]
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        for learner in self.learners:
+            if learner.sock is not None:
+                learner.sock.close()
         for task in list(self.tasks):
             task.cancel()
 
     # ------------------------------------------------------------------ receiving
 
-    async def _read(self, learner: Learner) -> None:
-        ws = learner.ws
-        assert ws is not None
-        assert learner.connected is not None
-        try:
-            async for message in ws:
-                now = time.time()  # first: the moment the frame was read
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    break
-                data: str = message.data
-                if data == "2":
-                    await ws.send_str("3")
-                elif data.startswith(EVENT):
-                    self._on_event(learner, data[len(EVENT) :], now)
-                elif data.startswith(ACK):
-                    self._on_ack(learner, data[len(ACK) :], now)
-                elif data.startswith(CONNECTED):
-                    if not learner.connected.done():
-                        learner.connected.set_result(None)
-                elif data.startswith(REFUSED):
-                    if not learner.connected.done():
-                        learner.connected.set_exception(RuntimeError(f"refused: {data[:200]}"))
-                elif data.startswith(DISCONNECTED):
-                    break
-        finally:
-            if learner.connected.done() and learner in self.live:
-                self.m.disconnects += 1
-            elif not learner.connected.done():
-                learner.connected.set_exception(RuntimeError("socket closed while connecting"))
+    def on_text(self, learner: Learner, data: str, now: float) -> None:
+        """One Engine.IO packet (a websocket text frame), received at `now`."""
+        connected, sock = learner.connected, learner.sock
+        assert connected is not None
+        assert sock is not None
+        if data == "2":
+            sock.send("3")
+        elif data.startswith(EVENT):
+            self._on_event(learner, data[len(EVENT) :], now)
+        elif data.startswith(ACK):
+            self._on_ack(learner, data[len(ACK) :], now)
+        elif data.startswith("0"):  # Engine.IO open: connect to the namespace
+            sock.send(CONNECTED + json.dumps({"player_token": learner.player_token}))
+        elif data.startswith(CONNECTED):
+            if not connected.done():
+                connected.set_result(None)
+        elif data.startswith(REFUSED):
+            if not connected.done():
+                connected.set_exception(RuntimeError(f"refused: {data[:200]}"))
+        elif data.startswith(DISCONNECTED):
+            sock.abort("disconnected by the server")
+
+    def on_closed(self, learner: Learner, reason: str) -> None:
+        """The learner's connection ended."""
+        connected = learner.connected
+        assert connected is not None
+        if connected.done() and learner in self.live:
+            self.m.disconnects += 1
+        elif not connected.done():
+            connected.set_exception(RuntimeError(f"socket closed while connecting: {reason}"))
 
     def _on_event(self, learner: Learner, raw: str, now: float) -> None:
         if raw.startswith('["question_opened"'):
@@ -253,7 +261,7 @@ class Worker:
             labels = [str(o["id"]) for o in payload["question"]["options"]]
             delay = self.rng.uniform(0, self.window)
             asyncio.get_running_loop().call_later(
-                delay, self._spawn, self._answer(learner, index, self.rng.choice(labels))
+                delay, self._answer, learner, index, self.rng.choice(labels)
             )
         elif raw.startswith('["leaderboard"'):
             _, payload = json.loads(raw)
@@ -268,9 +276,9 @@ class Worker:
         if len(values) == len(self.live):
             self._send({"event": event, "index": index, "count": len(values)})
 
-    async def _answer(self, learner: Learner, index: int, label: str) -> None:
-        ws = learner.ws
-        if ws is None or ws.closed or learner.pending is not None:
+    def _answer(self, learner: Learner, index: int, label: str) -> None:
+        sock = learner.sock
+        if sock is None or sock.closed or learner.pending is not None:
             return
         learner.next_ack += 1
         body = {
@@ -283,7 +291,7 @@ class Worker:
         learner.pending = (learner.next_ack, index, sent)
         self.m.sent[index] += 1
         self.m.first_sent.setdefault(index, sent)
-        await ws.send_str(packet)
+        sock.send(packet)
 
     def _on_ack(self, learner: Learner, raw: str, now: float) -> None:
         bracket = raw.index("[")
@@ -300,6 +308,120 @@ class Worker:
         if status == "accepted":
             self.m.accepted.setdefault(index, []).append(learner.player_id)
         self._count(self.m.ack_ms, index, (now - sent) * 1000, "answered")
+
+
+class Socket(asyncio.Protocol):
+    """A client websocket (RFC 6455) on a bare asyncio protocol: the upgrade request, then
+    text frames in and out; frames are handled in `data_received` as they arrive, with no
+    task or stream reader per connection. Enough for Engine.IO's websocket transport against
+    aiohttp: no extensions (no compression is offered), no fragmented frames expected
+    (aiohttp does not fragment what it sends; a fragment ends the connection here)."""
+
+    def __init__(self, worker: Worker, learner: Learner, host: str, path: str) -> None:
+        self.worker = worker
+        self.learner = learner
+        learner.sock = self
+        self.host = host
+        self.path = path
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        key = base64.b64encode(self.worker.rng.randbytes(16)).decode()
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()  # first: the moment the bytes were read
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buffer[: buffer.find(b"\r\n")])
+            if b" 101 " not in status:
+                self.abort(f"no websocket upgrade: {status[:100]!r}")
+                return
+            del buffer[: end + 4]
+            self.upgraded = True
+        while len(buffer) >= 2:
+            first, second = buffer[0], buffer[1]
+            length, start = second & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, start = int.from_bytes(buffer[2:10], "big"), 10
+            if second & 0x80 or not first & 0x80:
+                self.abort("masked or fragmented frame from the server")
+                return
+            if len(buffer) < start + length:
+                return
+            payload = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+            opcode = first & 0x0F
+            if opcode == 0x1:
+                self.worker.on_text(self.learner, payload.decode(), now)
+            elif opcode == 0x8:
+                self.abort("closed by the server")
+                return
+            elif opcode == 0x9:
+                self._frame(0xA, payload)
+            if self.closed:
+                return
+
+    def send(self, text: str) -> None:
+        """One text frame."""
+        self._frame(0x1, text.encode())
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        if self.closed or self.transport is None:
+            return
+        length = len(payload)
+        if length < 126:
+            header = bytes((0x80 | opcode, 0x80 | length))
+        elif length < 1 << 16:
+            header = bytes((0x80 | opcode, 0x80 | 126)) + length.to_bytes(2, "big")
+        else:
+            header = bytes((0x80 | opcode, 0x80 | 127)) + length.to_bytes(8, "big")
+        mask = self.worker.rng.randbytes(4)
+        keystream = (mask * (length // 4 + 1))[:length]
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")).to_bytes(
+            length, "big"
+        )
+        self.transport.write(header + mask + masked)
+
+    def close(self) -> None:
+        """Send a close frame (1000) and close the connection."""
+        if not self.closed and self.transport is not None:
+            self._frame(0x8, (1000).to_bytes(2, "big"))
+            self.closed = True
+            self.transport.close()
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection (the server ended it or broke the protocol)."""
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            self.worker.on_closed(self.learner, reason)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.worker.on_closed(self.learner, repr(exc) if exc else "connection lost")
 
 
 def worker_main(conn: Connection, seed: int) -> None:

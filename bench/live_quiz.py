@@ -87,6 +87,7 @@ WINDOW = 2.0
 UNLIMITED_RATE = "100000000/minute"
 REPO = Path(__file__).resolve().parent.parent
 ANSWER_BUCKET = re.compile(r'^lms_live_answer_seconds_bucket\{le="([^"]+)"\}\s+(\S+)', re.M)
+BATCH_BUCKET = re.compile(r'^lms_live_answer_batch_seconds_bucket\{le="([^"]+)"\}\s+(\S+)', re.M)
 GC_BUCKET = re.compile(
     r'^lms_gc_pause_seconds_bucket\{generation="([^"]*)",le="([^"]+)"\}\s+(\S+)', re.M
 )
@@ -121,6 +122,7 @@ class CaseResult:
     gc_open: GcMax | None = None
     gc_run: GcMax | None = None
     server_answer_ms: tuple[float, float] | None = None  # lms_live only: p50, p99 buckets
+    batch_ms: tuple[float, float] | None = None  # lms_live only: p50, p99 buckets
     disconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -269,9 +271,12 @@ class LmsPair(Pair):
             )
         return snapshot
 
-    async def answer_quantiles(self) -> tuple[float, float] | None:
-        """Server-side answer latency (receipt to ack) p50 and p99, as bucket upper bounds in
-        ms, over both instances' whole run."""
+    async def answer_quantiles(
+        self, pattern: re.Pattern[str] = ANSWER_BUCKET
+    ) -> tuple[float, float] | None:
+        """Server-side answer latency (receipt to ack; or with BATCH_BUCKET, one batch's
+        judging, insert and commit) p50 and p99, as bucket upper bounds in ms, over both
+        instances' whole run."""
         buckets: dict[float, float] = {}
         for server in self.servers:
             status, body = await asyncio.to_thread(
@@ -281,7 +286,7 @@ class LmsPair(Pair):
             )
             if status != 200:
                 return None
-            for le, count in ANSWER_BUCKET.findall(body.decode()):
+            for le, count in pattern.findall(body.decode()):
                 buckets[float(le)] = buckets.get(float(le), 0.0) + float(count)
         bounds = sorted(buckets)
         if not bounds or buckets[bounds[-1]] == 0:
@@ -469,6 +474,7 @@ async def run_case(
         quantiles = getattr(pair, "answer_quantiles", None)
         if quantiles is not None:
             result.server_answer_ms = await quantiles()
+            result.batch_ms = await quantiles(BATCH_BUCKET)
         measures = await pool.results()
     finally:
         if host.connected:
@@ -785,6 +791,10 @@ def table(learners: int, results: list[CaseResult]) -> str:
             if r.server_answer_ms
             else "n/a"
         ),
+    )
+    text(
+        "answer batch commit p50 / p99, ms <=",
+        lambda r: f"{r.batch_ms[0]:g} / {r.batch_ms[1]:g}" if r.batch_ms else "n/a",
     )
     number(
         "answers/s (burst)",

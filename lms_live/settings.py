@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     cors_origins: CsvList = []
     max_body_bytes: int = Field(1_048_576, ge=1024)
     socket_max_message_bytes: int = Field(65_536, ge=1024)
+    socket_compression: bool = False
 
     rate_limit_enabled: bool = True
     rate_limit: str = "300/minute"

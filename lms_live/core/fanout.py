@@ -14,6 +14,18 @@ wait: a websocket's writer waits on the queue alone (its reader loop, which has 
 timeout, queues the end marker whenever the connection ends, so the writer's own timeout
 never decided anything); a long-polling GET keeps its timeout, through `asyncio.timeout`.
 
+Frames written now. Even queued, every packet still costs a wake-up of the socket's writer
+task, an encode and aiohttp's frame assembly per recipient. When a websocket's writer is
+idle (waiting on an empty queue: nothing taken and not yet written), a text packet is
+written straight to its transport instead, as a frame built once: server frames are not
+masked, so one broadcast is the same bytes for every uncompressed websocket. Order is kept
+(nothing of that socket is pending); anything else takes the queue as before: long-polling
+sockets, a busy writer, a negotiated per-message deflate, a closing socket, or a transport
+with more than `DIRECT_BUFFER_LIMIT` bytes still waiting (a slow reader gets aiohttp's flow
+control). `patch_engineio_poll` installs this on `AsyncSocket.send` too (acks and emits to
+one socket), and `use_websocket_driver` gives a server the websocket driver that records
+each socket's aiohttp websocket and decides on compression (`SOCKET_COMPRESSION`).
+
 Measured with bench/live_quiz.py: see bench/README.md ("Broadcasts without a task per
 recipient").
 """
@@ -26,12 +38,22 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
+from aiohttp import web
 from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 BroadcastHook = Callable[[str, str, str | None], None]  # (event, namespace, room)
+DIRECT_BUFFER_LIMIT = 64 * 1024  # bytes waiting in a transport: beyond, packets are queued
+
+
+class FrameStats:
+    """Packets written straight to a transport vs put on a socket's queue (this process)."""
+
+    direct = 0
+    queued = 0
 
 
 def fan_out(
@@ -65,11 +87,16 @@ def fan_out(
         eio_packet.Packet(eio_packet.MESSAGE, p)
         for p in (encoded if isinstance(encoded, list) else [encoded])
     ]
-    return _queue(server.eio, manager.get_participants(namespace, room), skipped, packets)
+    frame = text_frame(packets[0]) if len(packets) == 1 else None
+    return _queue(server.eio, manager.get_participants(namespace, room), skipped, packets, frame)
 
 
 def _queue(
-    eio: Any, participants: Iterable[tuple[str, str]], skipped: set[Any], packets: list[Any]
+    eio: Any,
+    participants: Iterable[tuple[str, str]],
+    skipped: set[Any],
+    packets: list[Any],
+    frame: bytes | None,
 ) -> int:
     sockets = eio.sockets
     ping_timeout = eio.ping_timeout
@@ -87,10 +114,44 @@ def _queue(
             for pkt in packets:
                 _background(socket.send(pkt))
             continue
+        queued += 1
+        if frame is not None and write_now(socket, frame):
+            continue
         for pkt in packets:
             socket.queue.put_nowait(pkt)
-        queued += 1
+        FrameStats.queued += 1
     return queued
+
+
+def text_frame(pkt: Any) -> bytes | None:
+    """The websocket frame (server side: unmasked, uncompressed) carrying one Engine.IO
+    packet; None for a binary packet."""
+    if pkt.binary:
+        return None
+    data: bytes = pkt.encode().encode()
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + data
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + data
+
+
+def write_now(socket: Any, frame: bytes) -> bool:
+    """Write `frame` straight to an idle, uncompressed websocket's transport (see the module
+    docstring); False when the packet must take the socket's queue."""
+    if not getattr(socket, "lms_idle", False) or socket.closing or not socket.queue.empty():
+        return False
+    ws: Any = getattr(socket, "lms_ws", None)
+    writer = getattr(ws, "_writer", None)
+    if writer is None or writer.compress or getattr(ws, "_closing", True) or ws.closed:
+        return False
+    transport = writer.transport
+    if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
+        return False
+    transport.write(frame)
+    FrameStats.direct += 1
+    return True
 
 
 _pending: set[asyncio.Future[Any]] = set()
@@ -168,7 +229,11 @@ async def _poll(self: Any) -> list[Any]:
         if not queue.empty():
             first = queue.get_nowait()
         elif self.upgraded:
-            first = await queue.get()
+            self.lms_idle = True  # nothing taken and unwritten: `write_now` may write
+            try:
+                first = await queue.get()
+            finally:
+                self.lms_idle = False
         else:
             async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
                 first = await queue.get()
@@ -188,15 +253,64 @@ async def _poll(self: Any) -> list[Any]:
     return packets
 
 
+async def _send(self: Any, pkt: Any) -> None:
+    """`engineio.async_socket.AsyncSocket.send`, writing at once when `write_now` can."""
+    if not await self.check_ping_timeout():
+        return
+    frame = text_frame(pkt) if getattr(self, "lms_idle", False) else None
+    if frame is not None and write_now(self, frame):
+        return
+    await self.queue.put(pkt)
+    FrameStats.queued += 1
+
+
 def patch_engineio_poll() -> None:
-    """Install `_poll` on Engine.IO's asyncio socket (idempotent)."""
+    """Install `_poll` and `_send` on Engine.IO's asyncio socket (idempotent)."""
     async_socket.AsyncSocket.poll = _poll
+    async_socket.AsyncSocket.send = _send
+
+
+class _WebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    """Engine.IO's aiohttp websocket driver, with per-message deflate as the server says,
+    the aiohttp websocket recorded on the Engine.IO socket (for `write_now`), and no
+    coroutine-function check per message."""
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size,
+            compress=getattr(self.server, "lms_ws_compress", True),
+        )
+        await self._sock.prepare(request)
+        self.environ = environ
+        socket = getattr(self.handler, "__self__", None)
+        if socket is not None:
+            socket.lms_ws = self._sock
+        await self.handler(self)
+        return self._sock
+
+    async def send(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            await self._sock.send_bytes(message)
+        else:
+            await self._sock.send_str(message)
+
+
+def use_websocket_driver(sio: socketio.AsyncServer, *, compress: bool) -> None:
+    """Give this server's Engine.IO `_WebSocket` (compression offered or not)."""
+    eio = sio.eio
+    eio.lms_ws_compress = compress
+    eio._async = {**eio._async, "websocket": _WebSocket}
 
 
 __all__ = [
     "BroadcastHook",
     "FanoutManager",
     "FanoutRedisManager",
+    "FrameStats",
     "fan_out",
     "patch_engineio_poll",
+    "text_frame",
+    "use_websocket_driver",
+    "write_now",
 ]

@@ -27,7 +27,12 @@ from pydantic import ValidationError
 from lms_live.core.authz import require_role
 from lms_live.core.db import utcnow
 from lms_live.core.errors import Forbidden, LmsError, Unauthorized, ValidationFailed
-from lms_live.core.fanout import FanoutManager, FanoutRedisManager, patch_engineio_poll
+from lms_live.core.fanout import (
+    FanoutManager,
+    FanoutRedisManager,
+    patch_engineio_poll,
+    use_websocket_driver,
+)
 from lms_live.core.http import validation_details
 from lms_live.core.metrics import Metrics
 from lms_live.core.redis import PubSub
@@ -68,7 +73,7 @@ def make_client_manager(settings: Settings, *, write_only: bool = False) -> sock
 def make_sio(settings: Settings) -> socketio.AsyncServer:
     """The Socket.IO server; attach it to the app with `sio.attach(app)`."""
     patch_engineio_poll()
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=make_client_manager(settings),
         cors_allowed_origins=allowed_origins(settings),
@@ -76,6 +81,8 @@ def make_sio(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
+    use_websocket_driver(sio, compress=settings.socket_compression)
+    return sio
 
 
 async def close_manager(manager: socketio.AsyncManager) -> None:

@@ -15,6 +15,7 @@ import pytest
 import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from lms_live.core.fanout import (
@@ -28,6 +29,7 @@ from lms_live.core.fanout import (
     use_websocket_driver,
     write_now,
 )
+from lms_live.core.metrics import Metrics
 from lms_live.core.realtime import close_manager
 
 NS = "/room"
@@ -120,6 +122,9 @@ async def test_a_room_gets_every_broadcast_in_order_and_nobody_else(
     # The idle websockets got each broadcast as one prepared frame; the long-poll queued it.
     assert FrameStats.direct - direct == 3 * 12
     assert FrameStats.queued - queued == 12
+    scraped = set(generate_latest(Metrics().registry).decode().splitlines())
+    assert f'lms_socket_frames_total{{path="direct"}} {float(FrameStats.direct)}' in scraped
+    assert f'lms_socket_frames_total{{path="queued"}} {float(FrameStats.queued)}' in scraped
 
 
 async def _raw_client(

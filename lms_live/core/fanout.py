@@ -142,12 +142,19 @@ def write_now(socket: Any, frame: bytes) -> bool:
     docstring); False when the packet must take the socket's queue."""
     if not getattr(socket, "lms_idle", False) or socket.closing or not socket.queue.empty():
         return False
+    # aiohttp's private attributes, read defensively: if a release renames them, every
+    # packet takes the queue (tests/test_fanout.py then fails on the counts, not the data).
     ws: Any = getattr(socket, "lms_ws", None)
     writer = getattr(ws, "_writer", None)
-    if writer is None or writer.compress or getattr(ws, "_closing", True) or ws.closed:
+    if writer is None or getattr(writer, "compress", True) or getattr(ws, "_closing", True):
         return False
-    transport = writer.transport
-    if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
+    transport = getattr(writer, "transport", None)
+    if (
+        ws.closed
+        or transport is None
+        or transport.is_closing()
+        or transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT
+    ):
         return False
     transport.write(frame)
     FrameStats.direct += 1

@@ -25,6 +25,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from lms_live.core.fanout import FrameStats
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -73,6 +75,22 @@ class HttpCollector(Collector):
         yield latency
 
 
+class SocketFrameCollector(Collector):
+    """`lms_socket_frames_total` by path: Engine.IO packets written straight to a websocket's
+    transport (`direct`) or put on its send queue (`queued`: long-polling, a busy or slow
+    socket, per-message deflate); see `core/fanout.py`. Counted per process."""
+
+    def collect(self) -> Iterator[Metric]:
+        frames = CounterMetricFamily(
+            "lms_socket_frames",
+            "Socket.IO packets sent by this process, by how they were written.",
+            labels=["path"],
+        )
+        frames.add_metric(["direct"], FrameStats.direct)
+        frames.add_metric(["queued"], FrameStats.queued)
+        yield frames
+
+
 class Metrics:
     """The metrics this process exports."""
 
@@ -83,6 +101,7 @@ class Metrics:
         GCCollector(registry=self.registry)
         self.http = HttpCollector()
         self.registry.register(self.http)
+        self.registry.register(SocketFrameCollector())
         self.in_flight = 0  # read at scrape time: no lock taken per request
         self.http_in_flight = Gauge(
             "lms_http_requests_in_flight",

@@ -4,7 +4,9 @@ more right answer always ranks higher whatever the speeds and streaks (hypothesi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 import pytest
 from hypothesis import assume, given
@@ -246,3 +248,52 @@ def test_rank_is_one_plus_the_number_of_higher_scores(scores: dict[int, int]) ->
     assert ranks.keys() == scores.keys()
     for key, score in scores.items():
         assert ranks[key] == 1 + sum(1 for s in scores.values() if s > score)
+
+
+def reference_award(rules: Rules, judged: Judged | None, *, streak_before: int) -> Award:
+    """The scoring rules of the module docstring, written with `fractions.Fraction` (the way
+    `award` was first written): `award` computes the same in integers."""
+    if judged is None:
+        return Award(points=0, streak=0, correct=False)
+    correct = judged.fraction >= 1
+    streak = streak_before + 1 if correct else 0
+    share = Fraction(judged.fraction)
+    late = Fraction(min(max(judged.elapsed_ms, 0), judged.limit_ms), judged.limit_ms)
+    steps = min(streak - 1, 5)
+    if rules.policy is Policy.CAPPED_BONUS:
+        points = round(rules.points * share)
+        if correct:
+            cap, speed = bonus_cap(rules), 1 - late
+            if not rules.streaks:
+                points += min(cap, math.floor(cap * speed))
+            else:
+                streak_share = Fraction(steps, 5) if streak >= 2 else 0
+                points += min(cap, math.floor(cap * (speed + streak_share) / 2))
+        return Award(points=points, streak=streak, correct=correct)
+    if rules.policy is Policy.SPEED:
+        points = round(rules.points * share * (1 - late / 2))
+    else:
+        points = round(rules.points * share)
+    if rules.streaks and correct and streak >= 2:
+        points += round(Fraction(rules.points * steps, 10))
+    return Award(points=points, streak=streak, correct=correct)
+
+
+@given(
+    rules=rules_st,
+    judged=st.none()
+    | judged_st
+    | st.builds(  # halves and exact limits: where rounding ties and floors are decided
+        Judged,
+        fraction=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, 1 / 3]),
+        elapsed_ms=st.integers(0, 40),
+        limit_ms=st.sampled_from([1, 2, 4, 10, 20, 40]),
+    ),
+    streak_before=st.integers(0, 100),
+)
+def test_award_equals_the_rules_in_exact_rationals(
+    rules: Rules, judged: Judged | None, streak_before: int
+) -> None:
+    assert award(rules, judged, streak_before=streak_before) == reference_award(
+        rules, judged, streak_before=streak_before
+    )

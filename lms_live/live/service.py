@@ -820,17 +820,29 @@ async def close_question(
     question.close_reason = reason
     question.paused_at = None
     rules = rules_of(live)
-    players = list(
-        await session.scalars(
-            select(LivePlayer).where(LivePlayer.session_id == live.id).order_by(LivePlayer.id)
+    # Columns, not ORM objects: at thousands of players, loading and tracking them took most
+    # of a close (which holds its instance's event loop while it computes).
+    players = [
+        Standing(*row)
+        for row in await session.execute(
+            select(*_STANDING_COLUMNS)
+            .where(LivePlayer.session_id == live.id)
+            .order_by(LivePlayer.id)
         )
-    )
+    ]
     answers = {
-        a.player_id: a
-        for a in await session.scalars(
-            select(LiveAnswer).where(LiveAnswer.question_id == question.id)
+        row.player_id: row
+        for row in await session.execute(
+            select(
+                LiveAnswer.id,
+                LiveAnswer.player_id,
+                LiveAnswer.state,
+                LiveAnswer.fraction,
+                LiveAnswer.elapsed_ms,
+            ).where(LiveAnswer.question_id == question.id)
         )
     }
+    points: dict[uuid.UUID, int] = {}
     answer_updates: list[dict[str, Any]] = []
     player_updates: list[dict[str, Any]] = []
     for player in players:
@@ -850,7 +862,7 @@ async def close_question(
         )
         award = scoring.award(rules, judged, streak_before=player.streak)
         if answer is not None:
-            answer.points, answer.streak = award.points, award.streak
+            points[player.id] = award.points
             answer_updates.append({"id": answer.id, "points": award.points, "streak": award.streak})
         player.score += award.points
         player.streak = award.streak
@@ -870,14 +882,40 @@ async def close_question(
             }
         )
     # Bulk updates by primary key, not one flush per object.
-    for obj in (*players, *answers.values()):
-        session.expunge(obj)
     await _update_by_id(session, LiveAnswer, answer_updates)
     await _update_by_id(session, LivePlayer, player_updates)
     live.phase = Phase.QUESTION_CLOSED.value
     reveal = await reveal_of(session, live=live, question=question)
     outbox.all("question_closed", **reveal)
-    hot_states.update(_states(players, question, answers))
+    hot_states.update(_states(players, question, answers, points))
+
+
+@dataclass(slots=True)
+class Standing:
+    """A player's standing as a close reads and updates it (no ORM object)."""
+
+    id: uuid.UUID
+    nickname: str
+    time_factor: float
+    kicked_at: datetime | None
+    score: int
+    streak: int
+    correct_count: int
+    answered_count: int
+    rank: int | None
+
+
+_STANDING_COLUMNS = (
+    LivePlayer.id,
+    LivePlayer.nickname,
+    LivePlayer.time_factor,
+    LivePlayer.kicked_at,
+    LivePlayer.score,
+    LivePlayer.streak,
+    LivePlayer.correct_count,
+    LivePlayer.answered_count,
+    LivePlayer.rank,
+)
 
 
 _PG_TYPES = {
@@ -918,7 +956,10 @@ async def _update_by_id(
 
 
 def _states(
-    players: list[LivePlayer], question: LiveQuestion, answers: dict[uuid.UUID, LiveAnswer]
+    players: list[Standing],
+    question: LiveQuestion,
+    answers: dict[uuid.UUID, Any],
+    points: dict[uuid.UUID, int],
 ) -> dict[str, dict[str, Any]]:
     states = {}
     for player in players:
@@ -926,14 +967,14 @@ def _states(
         last = {
             "index": question.position,
             "state": answer.state if answer else "unanswered",
-            "points": (answer.points or 0) if answer else 0,
+            "points": points.get(player.id, 0),
             "correct": bool(answer and answer.fraction >= 1),
         }
         states[str(player.id)] = _state(player, last)
     return states
 
 
-def _state(player: LivePlayer, last: dict[str, Any] | None) -> dict[str, Any]:
+def _state(player: LivePlayer | Standing, last: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "player_id": str(player.id),
         "nickname": player.nickname,
@@ -983,8 +1024,10 @@ async def leaderboard(
     session: AsyncSession, *, live: LiveSession, size: int = LEADERBOARD_SIZE
 ) -> list[dict[str, Any]]:
     """The top players (ties share a rank; kicked players are out)."""
-    rows = await session.scalars(
-        select(LivePlayer)
+    # Columns, not entities: a player object loaded earlier in the same transaction would be
+    # returned as it was (a close updates scores and ranks with bulk statements).
+    rows = await session.execute(
+        select(LivePlayer.rank, LivePlayer.id, LivePlayer.nickname, LivePlayer.score)
         .where(LivePlayer.session_id == live.id, LivePlayer.kicked_at.is_(None))
         .order_by(LivePlayer.score.desc(), LivePlayer.joined_at, LivePlayer.id)
         .limit(size)

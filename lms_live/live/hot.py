@@ -15,6 +15,7 @@ import json
 import time
 from typing import Any, Protocol, cast
 
+import orjson
 from redis.asyncio import Redis
 
 TTL = 12 * 3600.0
@@ -82,7 +83,8 @@ class RedisLiveHot:
         if not states:
             return
         key = _key(session_id, "players")
-        mapping = {pid: json.dumps(state, separators=(",", ":")) for pid, state in states.items()}
+        # orjson: a close writes every player's state (5,000 at once), on the event loop.
+        mapping = {pid: orjson.dumps(state) for pid, state in states.items()}
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping=cast(Any, mapping))  # redis-py's Mapping is invariant
             pipe.pexpire(key, self.ttl_ms)

@@ -24,7 +24,7 @@ from lms_live.core.fanout import (
     FanoutRedisManager,
     FrameStats,
     _poll,
-    patch_engineio_poll,
+    patch_engineio_socket,
     text_frame,
     use_websocket_driver,
     write_now,
@@ -51,7 +51,7 @@ class Rooms(socketio.AsyncNamespace):  # type: ignore[misc]
 async def _server(
     aiohttp_server: Any, manager: socketio.AsyncManager, *, compress: bool = False
 ) -> TestServer:
-    patch_engineio_poll()
+    patch_engineio_socket()
     # Short ping window: a pending long-poll GET would hold the server's shutdown for 30 s.
     sio = socketio.AsyncServer(
         async_mode="aiohttp", client_manager=manager, ping_interval=1, ping_timeout=1

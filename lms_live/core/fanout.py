@@ -9,7 +9,7 @@ pass (same packet, same order, same skip rules); emits with a callback (a packet
 recipient) keep the library's path.
 
 Engine.IO 4.x's socket waits for its send queue with `asyncio.wait_for`, which on Python
-3.11 wraps every wait in one more task (and a timer). `patch_engineio_poll` replaces that
+3.11 wraps every wait in one more task (and a timer). `patch_engineio_socket` replaces that
 wait: a websocket's writer waits on the queue alone (its reader loop, which has the ping
 timeout, queues the end marker whenever the connection ends, so the writer's own timeout
 never decided anything); a long-polling GET keeps its timeout, through `asyncio.timeout`.
@@ -22,7 +22,7 @@ masked, so one broadcast is the same bytes for every uncompressed websocket. Ord
 (nothing of that socket is pending); anything else takes the queue as before: long-polling
 sockets, a busy writer, a negotiated per-message deflate, a closing socket, or a transport
 with more than `DIRECT_BUFFER_LIMIT` bytes still waiting (a slow reader gets aiohttp's flow
-control). `patch_engineio_poll` installs this on `AsyncSocket.send` too (acks and emits to
+control). `patch_engineio_socket` installs this on `AsyncSocket.send` too (acks and emits to
 one socket), and `use_websocket_driver` gives a server the websocket driver that records
 each socket's aiohttp websocket and decides on compression (`SOCKET_COMPRESSION`).
 
@@ -271,7 +271,7 @@ async def _send(self: Any, pkt: Any) -> None:
     FrameStats.queued += 1
 
 
-def patch_engineio_poll() -> None:
+def patch_engineio_socket() -> None:
     """Install `_poll` and `_send` on Engine.IO's asyncio socket (idempotent)."""
     async_socket.AsyncSocket.poll = _poll
     async_socket.AsyncSocket.send = _send
@@ -316,7 +316,7 @@ __all__ = [
     "FanoutRedisManager",
     "FrameStats",
     "fan_out",
-    "patch_engineio_poll",
+    "patch_engineio_socket",
     "text_frame",
     "use_websocket_driver",
     "write_now",

@@ -30,7 +30,7 @@ from lms_live.core.errors import Forbidden, LmsError, Unauthorized, ValidationFa
 from lms_live.core.fanout import (
     FanoutManager,
     FanoutRedisManager,
-    patch_engineio_poll,
+    patch_engineio_socket,
     use_websocket_driver,
 )
 from lms_live.core.http import validation_details
@@ -72,7 +72,7 @@ def make_client_manager(settings: Settings, *, write_only: bool = False) -> sock
 
 def make_sio(settings: Settings) -> socketio.AsyncServer:
     """The Socket.IO server; attach it to the app with `sio.attach(app)`."""
-    patch_engineio_poll()
+    patch_engineio_socket()
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=make_client_manager(settings),

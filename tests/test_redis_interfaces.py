@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
+import redis as redis_py
+from redis import utils as redis_utils
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -23,7 +25,9 @@ from lms_live.core.redis import (
     PubSub,
     RedisKeyValue,
     RedisPubSub,
+    make_redis,
 )
+from lms_live.settings import Settings
 from tests.conftest import free_port
 
 WAIT = 2.0  # seconds to wait for an expected message
@@ -119,6 +123,27 @@ async def test_incr_keeps_the_first_ttl(kv: KeyValueStore) -> None:
 
 async def test_ping_succeeds(kv: KeyValueStore) -> None:
     await kv.ping()
+
+
+async def test_new_connections_do_not_look_up_the_library_version(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py would read its version from the installed distributions for every new
+    connection (importlib.metadata, tens of ms on the event loop); make_redis gives it."""
+
+    def scan() -> str:
+        raise AssertionError("importlib.metadata lookup on connect")
+
+    monkeypatch.setattr(redis_utils, "get_lib_version", scan)
+    client = make_redis(Settings(redis_url=redis_url))
+    assert client is not None
+    try:
+        await asyncio.gather(*(client.ping() for _ in range(5)))  # several new connections
+        assert client.connection_pool.connection_kwargs["driver_info"].lib_version == (
+            redis_py.__version__
+        )
+    finally:
+        await client.aclose()
 
 
 async def test_redis_ping_fails_when_redis_is_down() -> None:

@@ -35,7 +35,7 @@ from lms_live.core.fanout import (
 )
 from lms_live.core.http import validation_details
 from lms_live.core.metrics import Metrics
-from lms_live.core.redis import PubSub
+from lms_live.core.redis import PubSub, driver_options
 from lms_live.core.security import Principal, TokenCodec
 from lms_live.settings import Settings
 
@@ -66,6 +66,7 @@ def make_client_manager(settings: Settings, *, write_only: bool = False) -> sock
             "health_check_interval": settings.redis_health_check_interval,
             "socket_timeout": None,
             "socket_connect_timeout": 5,
+            **driver_options(),
         },
     )
 

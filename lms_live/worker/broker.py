@@ -38,7 +38,7 @@ from lms_live.core.db import Database
 from lms_live.core.mail import EmailTemplates, Mailer
 from lms_live.core.metrics import Metrics
 from lms_live.core.realtime import Emitter
-from lms_live.core.redis import KeyValueStore
+from lms_live.core.redis import KeyValueStore, driver_options
 from lms_live.core.storage import Storage
 from lms_live.core.streams import MemoryStreamLog, StreamLog
 from lms_live.settings import Settings
@@ -203,7 +203,7 @@ def make_schedule_source(settings: Settings) -> ScheduleSource | None:
     """Where delayed runs (retries) wait: Redis, or nowhere (in-process delay)."""
     if not (settings.uses_task_stream and settings.redis_url):
         return None
-    return RetrySource(settings.redis_url, prefix=schedule_prefix(settings))
+    return RetrySource(settings.redis_url, prefix=schedule_prefix(settings), **driver_options())
 
 
 def make_broker(settings: Settings) -> AsyncBroker:
@@ -221,6 +221,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
             xread_block=1000,  # below redis-py's 5 s socket timeout; bounds the stop delay
             xread_count=1,  # read one at a time: nothing extra is held while stopping
             health_check_interval=settings.redis_health_check_interval,
+            **driver_options(),
         )
     else:
         broker = InMemoryBroker()

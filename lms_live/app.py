@@ -28,6 +28,7 @@ from lms_live.certificates import routes as certificate_routes
 from lms_live.certificates.pages import setup_certificate_pages
 from lms_live.core.db import Database, make_engine
 from lms_live.core.http import RouteTable
+from lms_live.core.loopwatch import LoopWatch
 from lms_live.core.mail import EmailTemplates, make_mailer
 from lms_live.core.metrics import Metrics
 from lms_live.core.middleware import pipeline, security_headers
@@ -258,9 +259,15 @@ async def _live(app: web.Application, *, loops: bool) -> AsyncIterator[None]:
 
 
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[keys.METRICS].watch_gc()
+    metrics = app[keys.METRICS]
+    metrics.watch_gc()
+    watch = app[keys.LOOP_WATCH] = LoopWatch(
+        metrics.loop_lag, stall_ms=app[keys.SETTINGS].loop_stall_log_ms
+    )
+    watch.start()
     yield
-    app[keys.METRICS].unwatch_gc()
+    watch.stop()
+    metrics.unwatch_gc()
 
 
 async def openapi_document(request: web.Request) -> web.Response:

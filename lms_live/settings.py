@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     response_envelope: bool = False
     metrics_token: SecretStr | None = None
     log_level: str = "INFO"
+    loop_stall_log_ms: int = Field(0, ge=0)
     log_format: Literal["auto", "json", "text"] = "auto"
 
     smtp_host: str | None = None

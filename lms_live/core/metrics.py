@@ -135,6 +135,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "lms_event_loop_lag_seconds",
+            "How late the event loop ran a callback due now (sampled 20 times a second).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
         self.live_answers = Counter(
             "lms_live_answers",
             "Live quiz answers accepted and committed by this instance.",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
+import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
+from lms_live import app as app_module
 from lms_live import keys
 
 
@@ -16,6 +20,47 @@ async def test_document_is_valid_openapi_31(client: Any) -> None:
     spec = await response.json()
     assert spec["openapi"] == "3.1.0"
     validate(spec)
+
+
+async def test_the_document_is_built_once_and_off_the_event_loop(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds: list[int] = []
+    real = app_module._openapi_body
+
+    def spy(*args: Any, **kwargs: Any) -> bytes:
+        builds.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "_openapi_body", spy)
+    responses = await asyncio.gather(
+        *(client.get("/api/v1/openapi.json") for _ in range(5)),
+        client.get("/api/v1/health"),  # served meanwhile
+    )
+    assert [r.status for r in responses] == [200] * 6
+    bodies = {await r.read() for r in responses[:5]}
+    assert len(bodies) == 1
+    assert len(builds) == 1
+    assert builds[0] != threading.get_ident()
+    await client.get("/api/v1/openapi.json")
+    assert len(builds) == 1  # cached
+
+
+async def test_a_failed_build_is_tried_again(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = app_module._openapi_body
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first build fails")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "_openapi_body", flaky)
+    assert (await client.get("/api/v1/openapi.json")).status == 500
+    second = await client.get("/api/v1/openapi.json")
+    assert second.status == 200
+    assert (await second.json())["openapi"] == "3.1.0"
 
 
 async def test_every_registered_operation_is_documented(client: Any, app: web.Application) -> None:

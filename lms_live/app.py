@@ -261,9 +261,7 @@ async def _live(app: web.Application, *, loops: bool) -> AsyncIterator[None]:
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[keys.METRICS]
     metrics.watch_gc()
-    watch = app[keys.LOOP_WATCH] = LoopWatch(
-        metrics.loop_lag, stall_ms=app[keys.SETTINGS].loop_stall_log_ms
-    )
+    watch = LoopWatch(metrics.loop_lag, stall_ms=app[keys.SETTINGS].loop_stall_log_ms)
     watch.start()
     yield
     watch.stop()

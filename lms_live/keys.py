@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from lms_live.core.db import Database
     from lms_live.core.errors import LmsError
     from lms_live.core.http import RouteTable
-    from lms_live.core.loopwatch import LoopWatch
     from lms_live.core.mail import Mailer
     from lms_live.core.metrics import Metrics
     from lms_live.core.presence import Presence
@@ -47,7 +46,6 @@ BROKER: web.AppKey[AsyncBroker] = web.AppKey("broker")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-LOOP_WATCH: web.AppKey[LoopWatch] = web.AppKey("loop_watch")
 # The security headers added to every response (core.middleware.security_headers).
 SECURITY_HEADERS: web.AppKey[CIMultiDict[str]] = web.AppKey("security_headers")
 TOKENS: web.AppKey[TokenCodec] = web.AppKey("tokens")

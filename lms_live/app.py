@@ -31,7 +31,7 @@ from lms_live.core.http import RouteTable
 from lms_live.core.loopwatch import LoopWatch
 from lms_live.core.mail import EmailTemplates, make_mailer
 from lms_live.core.metrics import Metrics
-from lms_live.core.middleware import pipeline, security_headers
+from lms_live.core.middleware import drop_current_app_layer, make_pipeline, security_headers
 from lms_live.core.openapi import build_openapi
 from lms_live.core.presence import MemoryPresence, RedisPresence
 from lms_live.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -327,10 +327,9 @@ def create_app(
 ) -> web.Application:
     """The lms_live web application for these settings (`database` overrides the engine)."""
     settings = settings or Settings()
-    app = web.Application(
-        middlewares=[pipeline],
-        client_max_size=settings.max_body_bytes,
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app.middlewares.append(make_pipeline(app))
+    app.on_startup.append(drop_current_app_layer)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.SECURITY_HEADERS] = security_headers(settings)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from lms_live import keys
+from lms_live.app import create_app
 from lms_live.auth.models import AuthSession, User
+from lms_live.core.db import Database
+from lms_live.core.redis import MemoryKeyValue
 from tests.authkit import PASSWORD, Api, token_in
+from tests.conftest import SmtpInbox, make_settings
 
 
 async def test_register_verify_login_me(api: Api) -> None:
@@ -138,6 +143,34 @@ async def test_logout_refuses_the_access_token_and_the_refresh_token(api: Api) -
         "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
     assert refreshed.status == 401
+
+
+async def test_logout_refuses_the_access_token_with_revocations_in_memory(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    worker_id: str,
+    pg_url: str,
+    database: Database | None,
+    smtp: tuple[SmtpInbox, int],
+) -> None:
+    """Without Redis the revocations live in the process's memory and are read without a
+    coroutine (the middleware's fast path); a revoked token is refused all the same, and a
+    token of the same user that was not revoked still works."""
+    inbox, port = smtp
+    settings = make_settings(
+        tmp_path, worker_id, pg_url=pg_url, redis_url=None, smtp_host="127.0.0.1", smtp_port=port
+    )
+    api = Api(await aiohttp_client(create_app(settings, database=database)), inbox)
+    assert isinstance(api.app[keys.KV], MemoryKeyValue)
+    user, auth, _ = await api.signed_in()
+    other = {"Authorization": f"Bearer {(await api.login(user.email))['access_token']}"}
+    for _ in range(2):  # the first check loads the hot set, the second reads it directly
+        assert (await api.client.get("/api/v1/system/whoami", headers=auth)).status == 200
+    assert (await api.client.post("/api/v1/auth/logout", headers=auth)).status == 204
+    after = await api.client.get("/api/v1/system/whoami", headers=auth)
+    assert after.status == 401
+    assert (await after.json())["error"] == "token_revoked"
+    assert (await api.client.get("/api/v1/system/whoami", headers=other)).status == 200
 
 
 async def test_logout_survives_a_redis_flush(api: Api, redis: Any) -> None:

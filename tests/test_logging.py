@@ -116,3 +116,13 @@ def test_direct_access_lines_equal_the_formatted_records() -> None:
     formatted_text = text_formatter.format(record)
     assert direct_text.split(" ", 1)[1] == formatted_text.split(" ", 1)[1]
     assert direct_text.endswith("INFO    lms_live.http [rid-1] GET /api/v1/health 200 1.2ms")
+
+
+def test_timestamps_of_one_millisecond_are_shared_and_of_the_next_are_new() -> None:
+    formatter = JsonLineFormatter()
+    base = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    assert formatter.stamp(base + 0.0121) == "2027-01-15T08:00:00.012Z"
+    assert formatter.stamp(base + 0.0129) == "2027-01-15T08:00:00.012Z"
+    assert formatter.stamp(base + 0.0131) == "2027-01-15T08:00:00.013Z"
+    assert formatter.stamp(base + 1.0001) == "2027-01-15T08:00:01.000Z"
+    assert formatter.stamp(base + 0.999) == "2027-01-15T08:00:00.999Z"

@@ -366,3 +366,14 @@ async def test_access_lines_go_straight_to_the_only_handler(
     assert by_id["direct-2"]["route"] == "unmatched"
     assert by_id["direct-2"]["status"] == 404
     assert by_id["direct-2"]["message"].startswith("GET unmatched 404 ")
+
+
+async def test_the_pipeline_is_the_only_middleware_layer_once_started(client: Any) -> None:
+    """aiohttp's extra current-app layer (for sub-applications, which this app has none of)
+    is dropped on startup; handlers still see their app."""
+    app = client.server.app
+    assert [handler for handler, _ in app._middlewares_handlers] == list(app.middlewares)
+    assert len(app.middlewares) == 1
+    response = await client.get("/api/v1/system/clock")  # reads request.app's settings
+    assert response.status == 200
+    assert response.headers["X-Request-ID"]

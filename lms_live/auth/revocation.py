@@ -21,14 +21,13 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
-from functools import lru_cache
 
 from sqlalchemy import select
 
 from lms_live.auth.models import AuthSession
 from lms_live.core.db import Database, utcnow
 from lms_live.core.errors import ServiceUnavailable
-from lms_live.core.redis import KeyValueStore, MgetBatcher, RedisKeyValue
+from lms_live.core.redis import KeyValueStore, MemoryKeyValue, MgetBatcher, RedisKeyValue
 from lms_live.core.security import Principal
 
 log = logging.getLogger("lms_live.auth")
@@ -45,12 +44,23 @@ def token_key(jti: str) -> str:
     return f"lms:auth:jti:{jti}"
 
 
-@lru_cache(maxsize=8192)
+_KEYS: dict[str, tuple[str, ...]] = {}
+_KEYS_MAX = 8192
+
+
 def _keys_for(jti: str, session_id: uuid.UUID | None) -> tuple[str, ...]:
-    """Built once per token (read on every authenticated request)."""
-    if session_id is None:
-        return (MARKER, token_key(jti))
-    return (MARKER, token_key(jti), session_key(session_id))
+    """Built once per token (read on every authenticated request), remembered by the token
+    id alone: a token's session is part of what its signature covers."""
+    keys = _KEYS.get(jti)
+    if keys is None:
+        if session_id is None:
+            keys = (MARKER, token_key(jti))
+        else:
+            keys = (MARKER, token_key(jti), session_key(session_id))
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[jti] = keys
+    return keys
 
 
 class Revocations:
@@ -86,12 +96,35 @@ class Revocations:
         return list(_keys_for(principal.jti, principal.session_id))
 
     @staticmethod
+    def checked_keys(principal: Principal) -> tuple[str, ...]:
+        """`keys_for` as the tuple kept per token (not to be changed)."""
+        return _keys_for(principal.jti, principal.session_id)
+
+    @staticmethod
     def judge(present: list[bool]) -> bool | None:
         """Revoked or not from which of `keys_for` exist; None when the marker is missing
         (the hot set must be rebuilt: ask `is_revoked`)."""
         if not present or not present[0]:
             return None
         return any(present[1:])
+
+    @staticmethod
+    def judge_mask(mask: int) -> bool | None:
+        """`judge` for a bitmask of the keys of `keys_for` that exist (bit j: key j)."""
+        if not mask & 1:
+            return None
+        return mask > 1
+
+    def revoked_now(self, principal: Principal) -> bool | None:
+        """`is_revoked` without waiting, when the store is this process's memory and the
+        hot set is loaded; None otherwise (then ask `is_revoked`)."""
+        kv = self.kv
+        if type(kv) is not MemoryKeyValue:
+            return None
+        keys = _keys_for(principal.jti, principal.session_id)
+        if not kv.has(keys[0]):
+            return None
+        return kv.has(keys[1]) or (len(keys) > 2 and kv.has(keys[2]))
 
     async def is_revoked(self, principal: Principal) -> bool:
         """Whether this token's session or the token itself was revoked."""

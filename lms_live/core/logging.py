@@ -56,12 +56,20 @@ class _CachedTime:
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return self.stamp(record.created)
 
+    _milli = -1
+    _milli_stamp = ""
+
     def stamp(self, created: float) -> str:
-        second = int(created)
+        milli = int(created * 1000)
+        if milli == self._milli:  # lines of the same millisecond: most under load
+            return self._milli_stamp
+        second = milli // 1000
         if second != self._second:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+        self._milli = milli
+        self._milli_stamp = stamp = f"{self._stamp}.{milli - second * 1000:03d}Z"
+        return stamp
 
 
 class TextFormatter(_CachedTime, logging.Formatter):

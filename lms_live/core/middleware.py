@@ -1,22 +1,25 @@
-"""The HTTP middleware stack: one aiohttp middleware, `pipeline`, doing these stages in order,
-outermost first:
+"""The HTTP middleware stack: one aiohttp middleware (`make_pipeline`), doing these stages in
+order, outermost first:
 
 1. Request context: request id (accepted from / returned in X-Request-ID), access log,
    latency and in-flight metrics. Outermost, so every answer is counted and logged.
 2. Errors (`render_error`): every exception becomes `{"error", "message", "details"}`;
    unexpected ones are logged with the request id and answered with a generic 500.
 3. `guard`, in this order:
-   - `check_host`: 400 for a Host header not in TRUSTED_HOSTS;
+   - trusted host: 400 for a Host header not in TRUSTED_HOSTS;
    - CORS (aiohttp-cors, wired in `app.py`: preflight routes and a response hook);
-   - `authenticate`: a valid Bearer access token becomes the request principal;
-   - `take_token`: token buckets per user (or per client IP when anonymous), stricter for
+   - authentication: a valid, unrevoked Bearer access token becomes the request principal;
+   - rate limit: token buckets per user (or per client IP when anonymous), stricter for
      auth operations; X-RateLimit-* headers, 429 with Retry-After.
 4. Security headers, added on the way out to every response a handler returns unprepared
    (errors, redirects, static files and pages included). A WebSocket upgrade is prepared by
    its handler and carries none: browsers ignore them on a 101.
-One middleware rather than several: each aiohttp middleware layer (and each response hook)
-costs coroutine calls per request, and the access path is benchmarked against a bare
-handler. The optional `{"data": ...}` envelope is applied by `core.http`.
+One middleware rather than several, and aiohttp's own extra layer dropped
+(`drop_current_app_layer`): each layer (and each response hook) costs coroutine calls per
+request, and the access path is benchmarked against a bare handler (`bench/http.py`). For
+the same reason what every request reads is looked up once per app (`HotPath`), and the
+common cases of authentication and rate limiting run without coroutines of their own. The
+optional `{"data": ...}` envelope is applied by `core.http`.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from random import getrandbits as _random_bits
 import redis.exceptions
 import sqlalchemy.exc
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from multidict import CIMultiDict
 
 from lms_live import keys
 from lms_live.core import errors as err
-from lms_live.core.http import RateBucket, spec_of
+from lms_live.core.http import RateBucket, RouteSpec
 from lms_live.core.logging import access_log, request_id_var
-from lms_live.core.ratelimit import Decision, RedisRateLimiter
+from lms_live.core.ratelimit import Decision, MemoryRateLimiter, RedisRateLimiter
 from lms_live.core.security import Principal
 from lms_live.settings import Settings, parse_rate
 
@@ -113,60 +117,128 @@ def _new_request_id() -> str:
     return f"{_random_bits(128):032x}"
 
 
-@web.middleware
-async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The whole stack in one coroutine (see the module docstring): request id, access log,
-    metrics, error rendering, security headers around `guard` and the handler."""
-    incoming = request.headers.get("X-Request-ID")
-    request_id = (
-        incoming if incoming is not None and _REQUEST_ID.match(incoming) else _new_request_id()
+class HotPath:
+    """What the pipeline reads on every request, looked up once per app rather than through
+    `request.app[...]` at each stage (a property and a mapping lookup each, ten a request).
+    Filled on the first request, when the app has started (the rate limiter and the
+    revocations are built at startup); settings are frozen, so nothing here goes stale."""
+
+    __slots__ = (
+        "app",
+        "limited",
+        "limiter",
+        "loaded",
+        "memory_limiter",
+        "metrics",
+        "proxies",
+        "rates",
+        "redis_limiter",
+        "revocations",
+        "security",
+        "tokens",
+        "trusted_hosts",
     )
-    request[keys.REQUEST_ID] = request_id
-    token = request_id_var.set(request_id)
-    metrics = request.app[keys.METRICS]
-    metrics.in_flight += 1
-    started = time.perf_counter()
-    status = 500
-    try:
-        try:
-            response = await guard(request, handler)
-        except web.HTTPException as exc:
-            if exc.status >= 400:
-                response = render_error(request, exc)
-            else:  # a redirect: aiohttp sends the exception itself
-                status = exc.status
-                _finish_headers(request, exc, request_id)
-                raise
-        except Exception as exc:  # CancelledError is not an Exception: it goes through
-            response = render_error(request, exc)
-        status = response.status
-        if not response.prepared:
-            _finish_headers(request, response, request_id)
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        route = route_label(request)
-        metrics.in_flight -= 1
-        metrics.observe_request(request.method, route, status, elapsed)
-        access_log(
-            logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO,
-            (
-                request.method,
-                route,
-                status,
-                round(elapsed * 1000, 2),
-                client_ip(request),
-                request_id,
-            ),
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.loaded = False
+
+    def load(self) -> None:
+        app = self.app
+        settings: Settings = app[keys.SETTINGS]
+        self.metrics = app[keys.METRICS]
+        self.security = app[keys.SECURITY_HEADERS]
+        self.tokens = app[keys.TOKENS]
+        self.trusted_hosts = tuple(settings.trusted_hosts)
+        self.proxies = tuple(settings.trusted_proxies)
+        self.limited = settings.rate_limit_enabled
+        self.rates: dict[str, tuple[int, float]] = {
+            "default": parse_rate(settings.rate_limit),
+            "auth": parse_rate(settings.rate_limit_auth),
+        }
+        self.limiter = app[keys.RATE_LIMITER]
+        self.redis_limiter = isinstance(self.limiter, RedisRateLimiter)
+        self.memory_limiter = self.limiter if isinstance(self.limiter, MemoryRateLimiter) else None
+        self.revocations = app[keys.REVOCATIONS]
+        self.loaded = True
+
+
+async def drop_current_app_layer(app: web.Application) -> None:
+    """On startup: aiohttp adds one more
+    middleware layer to every app that has middlewares, setting
+    `request.match_info.current_app` for sub-applications. This app has none, so the layer
+    (a coroutine and two attribute swaps per request, ~1 µs under load) is dropped. Only
+    when the chain is as expected (aiohttp's private `_middlewares_handlers`: our
+    middlewares, then that layer); otherwise it stays. Startup runs before aiohttp freezes
+    the app, so this builds the chain (`pre_freeze`, idempotent) first."""
+    app.pre_freeze()
+    handlers = getattr(app, "_middlewares_handlers", None)
+    if app._subapps or not isinstance(handlers, tuple):
+        return
+    ours = tuple(item for item in handlers if item[0] in app.middlewares)
+    if len(ours) == len(app.middlewares) == len(handlers) - 1:
+        app._middlewares_handlers = ours
+
+
+def make_pipeline(app: web.Application) -> Middleware:
+    """The app's middleware: the whole stack in one coroutine (see the module docstring)."""
+    hot = HotPath(app)
+
+    @web.middleware
+    async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not hot.loaded:
+            hot.load()
+        incoming = request.headers.get("X-Request-ID")
+        request_id = (
+            incoming if incoming is not None and _REQUEST_ID.match(incoming) else _new_request_id()
         )
-        request_id_var.reset(token)
+        request[keys.REQUEST_ID] = request_id
+        token = request_id_var.set(request_id)
+        metrics = hot.metrics
+        metrics.in_flight += 1
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                response = await guard(hot, request, handler)
+            except web.HTTPException as exc:
+                if exc.status >= 400:
+                    response = render_error(request, exc)
+                else:  # a redirect: aiohttp sends the exception itself
+                    status = exc.status
+                    _finish_headers(hot.security, exc, request_id)
+                    raise
+            except Exception as exc:  # CancelledError is not an Exception: it goes through
+                response = render_error(request, exc)
+            status = response.status
+            if not response.prepared:
+                _finish_headers(hot.security, response, request_id)
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(handler, "__lms_label__", None) or route_label(request)
+            metrics.in_flight -= 1
+            metrics.observe_request(request.method, route, status, elapsed)
+            access_log(
+                logging.DEBUG if route == _SOCKETIO_PREFIX else logging.INFO,
+                (
+                    request.method,
+                    route,
+                    status,
+                    round(elapsed * 1000, 2),
+                    (request.remote or "unknown") if not hot.proxies else client_ip(request),
+                    request_id,
+                ),
+            )
+            request_id_var.reset(token)
+
+    return pipeline
 
 
-def _finish_headers(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
+def _finish_headers(fixed: CIMultiDict[str], response: web.StreamResponse, request_id: str) -> None:
     """X-Request-ID and the security headers (those the handler did not set itself)."""
     headers = response.headers
     headers["X-Request-ID"] = request_id
-    fixed = request.app[keys.SECURITY_HEADERS]
     if _SECURITY_MARKER not in headers:
         headers.extend(fixed)
     else:
@@ -265,46 +337,37 @@ def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def check_host(request: web.Request) -> None:
-    """Refuse requests addressed to a host we do not serve (DNS rebinding, cache poisoning)."""
-    if not host_allowed(request.host, request.app[keys.SETTINGS].trusted_hosts):
-        raise err.BadHost()
-
-
-async def authenticate(request: web.Request) -> None:
-    """Attach the principal of a valid, unrevoked Bearer token; routes decide whether one is
-    required (and then answer with the reason it is missing: AUTH_PROBLEM)."""
-    await _authenticated(request, bearer_principal(request))
-
-
-async def _authenticated(
-    request: web.Request, principal: Principal | None, *, revoked: bool | None = None
-) -> None:
-    """`authenticate` for a principal already decoded from the request's token. `revoked`:
-    the revocation check's answer when the caller already has it (read with the rate
-    limit)."""
-    if principal is not None:
-        try:
-            if revoked is None:
-                revoked = await request.app[keys.REVOCATIONS].is_revoked(principal)
-            if revoked:
-                principal = None
-                request[keys.AUTH_PROBLEM] = err.TokenRevoked()
-        except err.ServiceUnavailable as exc:  # revocations unreachable, production: closed
-            principal = None
-            request[keys.AUTH_PROBLEM] = exc
+def _attach(request: web.Request, principal: Principal | None, revoked: bool) -> None:
+    """Attach the principal of a valid Bearer token unless it is revoked; routes decide
+    whether one is required (and then answer with the reason it is missing: AUTH_PROBLEM)."""
+    if principal is not None and revoked:
+        principal = None
+        request[keys.AUTH_PROBLEM] = err.TokenRevoked()
     request[keys.PRINCIPAL] = principal
 
 
-def bearer_principal(request: web.Request) -> Principal | None:
+async def _authenticated(hot: HotPath, request: web.Request, principal: Principal) -> None:
+    """`_attach` after asking the revocation store (it may rebuild its hot set first)."""
+    try:
+        revoked = await hot.revocations.is_revoked(principal)
+    except err.ServiceUnavailable as exc:  # revocations unreachable, production: closed
+        request[keys.AUTH_PROBLEM] = exc
+        request[keys.PRINCIPAL] = None
+        return
+    _attach(request, principal, revoked)
+
+
+def bearer_principal(hot: HotPath, request: web.Request) -> Principal | None:
     """The principal of the request's Bearer token if its signature, expiry and claims hold
     (not yet checked against revocations)."""
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return request.app[keys.TOKENS].decode(token.strip())
+        return hot.tokens.decode(token.strip())
     except err.InvalidToken:
         return None
 
@@ -313,29 +376,53 @@ class _RedisWarning:
     last = 0.0
 
 
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Stage 3: trusted host, CORS (aiohttp-cors acts through its own routes and response
-    hook), authentication, rate limit."""
-    check_host(request)
-    bucket = bucket_of(request)
-    principal = bearer_principal(request)
+async def guard(hot: HotPath, request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Stage 3: trusted host (refusing requests addressed to a host we do not serve: DNS
+    rebinding, cache poisoning), CORS (aiohttp-cors acts through its own routes and response
+    hook), authentication, rate limit.
+
+    The common cases wait for nothing but the one Redis round trip they need: with Redis, a
+    signed-in request's bucket and its token's revocation keys are read in one call (a
+    future shared with other requests of the moment, awaited here directly); in memory,
+    both are read without a coroutine."""
+    if not _host_allowed(request.host, hot.trusted_hosts):
+        raise err.BadHost()
+    bucket = bucket_of(hot, request, handler)
+    principal = bearer_principal(hot, request)
     decision: Decision | None = None
-    if bucket is not None and principal is not None:
-        limiter = request.app[keys.RATE_LIMITER]
-        if isinstance(limiter, RedisRateLimiter):
+    revoked: bool | None = None
+    if principal is not None:
+        if bucket is not None and hot.redis_limiter:
             # One shared round trip for the token's revocation keys and the user's bucket.
-            checked = await _hit_checking(request, limiter, bucket, principal)
-            if checked is not None:
-                decision, present = checked
+            capacity, period = hot.rates[bucket]
+            limiter: RedisRateLimiter = hot.limiter  # type: ignore[assignment]
+            try:
+                decision, mask = await limiter.submit(
+                    f"{bucket}:{_user_identity(principal.user_id)}",
+                    capacity=capacity,
+                    period=period,
+                    keys=hot.revocations.checked_keys(principal),
+                )
+            except (OSError, redis.exceptions.RedisError):
+                pass  # the separate checks decide (revocations fail closed in production)
+            else:
                 # A revoked token's request was counted as its user's (it still proved who
-                # signed in); the revocation decides access. No answer (marker missing): the
-                # full check runs and rebuilds the hot set.
-                revoked = request.app[keys.REVOCATIONS].judge(present)
-                await _authenticated(request, principal, revoked=revoked)
-    if decision is None:
-        await _authenticated(request, principal)
-        if bucket is not None:
-            decision = await take_token(request, bucket)
+                # signed in); the revocation decides access. No answer (marker missing):
+                # the full check runs and rebuilds the hot set.
+                revoked = hot.revocations.judge_mask(mask)
+        else:
+            revoked = hot.revocations.revoked_now(principal)
+        if revoked is None:
+            await _authenticated(hot, request, principal)
+        else:
+            _attach(request, principal, revoked)
+    else:
+        request[keys.PRINCIPAL] = None
+    if decision is None and bucket is not None:
+        if hot.memory_limiter is not None:
+            decision = hot.memory_limiter.take(_identity(request, bucket), *hot.rates[bucket])
+        else:
+            decision = await take_token(hot, request, bucket)
     if decision is None:  # not limited, or the limiter is unavailable
         return await handler(request)
     # The X-RateLimit-* headers on every answer of a limited route, refusals included.
@@ -347,41 +434,24 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         exc.headers.update(decision.headers())
         raise
     if not response.prepared:
-        response.headers.extend(decision.headers())
+        decision.put(response.headers)
     return response
 
 
-def bucket_of(request: web.Request) -> RateBucket | None:
-    """The rate-limit bucket of a request, or None when it is not limited."""
-    settings: Settings = request.app[keys.SETTINGS]
-    if not settings.rate_limit_enabled or request.path in _UNLIMITED:
+def bucket_of(hot: HotPath, request: web.Request, handler: Handler) -> RateBucket | None:
+    """The rate-limit bucket of a request, or None when it is not limited. `handler` is the
+    matched route's (its RouteSpec, when it has one, travels with it: `core.http._wrap`)."""
+    if not hot.limited:
         return None
-    spec = spec_of(request)
-    if spec is not None:
+    spec: RouteSpec | None = getattr(handler, "__lms_route__", None)
+    if spec is not None:  # health and readiness are declared unlimited
         return spec.rate_limit
-    if request.path.startswith("/api/") and request.method != "OPTIONS":
+    path = request.path
+    if path in _UNLIMITED:
+        return None
+    if path.startswith("/api/") and request.method != "OPTIONS":
         return "default"
     return None
-
-
-def _rate(request: web.Request, bucket: RateBucket) -> tuple[int, float]:
-    settings: Settings = request.app[keys.SETTINGS]
-    return parse_rate(settings.rate_limit_auth if bucket == "auth" else settings.rate_limit)
-
-
-async def _hit_checking(
-    request: web.Request, limiter: RedisRateLimiter, bucket: RateBucket, principal: Principal
-) -> tuple[Decision, list[bool]] | None:
-    capacity, period = _rate(request, bucket)
-    try:
-        return await limiter.hit_checking(
-            f"{bucket}:{_user_identity(principal.user_id)}",
-            capacity=capacity,
-            period=period,
-            keys=request.app[keys.REVOCATIONS].keys_for(principal),
-        )
-    except (OSError, redis.exceptions.RedisError):
-        return None  # the separate checks decide (revocations fail closed in production)
 
 
 @lru_cache(maxsize=8192)
@@ -389,17 +459,21 @@ def _user_identity(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"  # formatting a UUID costs a microsecond; this runs per request
 
 
-async def take_token(request: web.Request, bucket: RateBucket) -> Decision | None:
+def _identity(request: web.Request, bucket: RateBucket) -> str:
+    """The bucket of the request's user (not revoked), else of its client IP."""
+    principal = request[keys.PRINCIPAL]
+    if principal is not None:
+        return f"{bucket}:{_user_identity(principal.user_id)}"
+    return f"{bucket}:ip:{client_ip(request)}"
+
+
+async def take_token(hot: HotPath, request: web.Request, bucket: RateBucket) -> Decision | None:
     """Take a token from the bucket of the request's user (or client IP when anonymous);
     auth operations use the stricter bucket. None when the limiter is unreachable: rate
     limits fail open, an outage of Redis must not take the API down with it."""
-    principal = request.get(keys.PRINCIPAL)
-    identity = _user_identity(principal.user_id) if principal else f"ip:{client_ip(request)}"
-    capacity, period = _rate(request, bucket)
+    capacity, period = hot.rates[bucket]
     try:
-        return await request.app[keys.RATE_LIMITER].hit(
-            f"{bucket}:{identity}", capacity=capacity, period=period
-        )
+        return await hot.limiter.hit(_identity(request, bucket), capacity=capacity, period=period)
     except (OSError, redis.exceptions.RedisError) as exc:
         now = time.monotonic()
         if now - _RedisWarning.last > 30:

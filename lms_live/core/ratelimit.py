@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import MutableMapping, Sequence
 from typing import NamedTuple, Protocol
 
 from redis.asyncio import Redis
 
-# For each request i, in order: ARGV holds its bucket's capacity and rate and how many keys to
-# check (n); KEYS holds its bucket, then those n keys. Takes one token from the bucket (a
+# For each request i, in order: ARGV[i] holds its bucket's capacity, rate and how many keys to
+# check (n), as "capacity rate n" (one argument instead of three: redis-py packs each argument
+# in Python); KEYS holds its bucket, then those n keys. Takes one token from the bucket (a
 # bucket repeated in one call is taken in turn, exactly as separate calls would) and reports
 # which of the checked keys exist (a bitmask), so a caller can read other state in the same
 # round trip (the middleware reads the token's revocation keys this way).
@@ -24,11 +26,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local out = {}
 local k = 1
-for i = 1, #ARGV / 3 do
+for i = 1, #ARGV do
   local key = KEYS[k]
-  local capacity = tonumber(ARGV[3 * i - 2])
-  local rate = tonumber(ARGV[3 * i - 1])
-  local checks = tonumber(ARGV[3 * i])
+  local c, r, n = string.match(ARGV[i], '^(%S+) (%S+) (%S+)$')
+  local capacity = tonumber(c)
+  local rate = tonumber(r)
+  local checks = tonumber(n)
   local state = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens = tonumber(state[1])
   local ts = tonumber(state[2])
@@ -77,14 +80,22 @@ class Decision(NamedTuple):
             "X-RateLimit-Reset": str(math.ceil(self.reset_after)),
         }
 
+    def put(self, headers: MutableMapping[str, str]) -> None:
+        """Set `headers` (those of a response being answered) as in `headers()`: a third
+        of the cost of building the dict and extending by it, on every limited request."""
+        headers["X-RateLimit-Limit"] = str(self.limit)
+        headers["X-RateLimit-Remaining"] = str(self.remaining)
+        headers["X-RateLimit-Reset"] = str(math.ceil(self.reset_after))
+
 
 def _decide(allowed: bool, tokens: float, capacity: int, rate: float) -> Decision:
+    # Positional (keywords cost a third more); tokens are never negative, so int() floors.
     return Decision(
-        allowed=allowed,
-        limit=capacity,
-        remaining=max(0, math.floor(tokens)),
-        retry_after=0.0 if allowed else (1 - tokens) / rate,
-        reset_after=(capacity - tokens) / rate,
+        allowed,
+        capacity,
+        int(tokens) if tokens > 0 else 0,
+        0.0 if allowed else (1 - tokens) / rate,
+        (capacity - tokens) / rate,
     )
 
 
@@ -104,35 +115,55 @@ class RedisRateLimiter:
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_BUCKET_SCRIPT)
-        self._waiting: list[
-            tuple[str, int, float, list[str], asyncio.Future[tuple[Decision, list[bool]]]]
-        ] = []
+        self._waiting: list[tuple[str, int, float, int, asyncio.Future[tuple[Decision, int]]]] = []
         self._sender: asyncio.Task[None] | None = None
+        self._checks: list[str] = []  # the keys to check of the waiting hits, in order
+        self._specs: dict[tuple[int, float, int], bytes] = {}
 
     async def hit(self, key: str, *, capacity: int, period: float) -> Decision:
-        decision, _ = await self.hit_checking(key, capacity=capacity, period=period, keys=[])
+        decision, _ = await self.submit(key, capacity=capacity, period=period, keys=())
         return decision
 
     async def hit_checking(
-        self, key: str, *, capacity: int, period: float, keys: list[str]
+        self, key: str, *, capacity: int, period: float, keys: Sequence[str]
     ) -> tuple[Decision, list[bool]]:
         """Take a token, and learn in the same round trip which of `keys` exist."""
-        found: asyncio.Future[tuple[Decision, list[bool]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._waiting.append((f"lms:rl:{key}", capacity, capacity / period, keys, found))
+        decision, mask = await self.submit(key, capacity=capacity, period=period, keys=keys)
+        return decision, [bool(mask >> j & 1) for j in range(len(keys))]
+
+    def submit(
+        self, key: str, *, capacity: int, period: float, keys: Sequence[str]
+    ) -> asyncio.Future[tuple[Decision, int]]:
+        """`hit_checking` as a future (awaited by the request middleware itself: no coroutine
+        frames to resume per request) whose result holds which keys exist as a bitmask (bit
+        j set when `keys[j]` exists)."""
+        found: asyncio.Future[tuple[Decision, int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((f"lms:rl:{key}", capacity, capacity / period, len(keys), found))
+        if keys:
+            self._checks.extend(keys)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
-        return await found
+        return found
+
+    def _spec(self, capacity: int, rate: float, checks: int) -> bytes:
+        spec = self._specs.get((capacity, rate, checks))
+        if spec is None:
+            spec = self._specs[(capacity, rate, checks)] = f"{capacity} {rate!r} {checks}".encode()
+        return spec
 
     async def _send(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            checks, self._checks = self._checks, []
             keys: list[str] = []
-            args: list[float] = []
-            for bucket, capacity, rate, checks, _ in batch:
-                keys += (bucket, *checks)
-                args += (capacity, rate, len(checks))
+            args: list[bytes] = []
+            at = 0
+            for bucket, capacity, rate, count, _ in batch:
+                keys.append(bucket)
+                if count:
+                    keys += checks[at : at + count]
+                    at += count
+                args.append(self._spec(capacity, rate, count))
             try:
                 result = await self._script(keys=keys, args=args)
             except Exception as exc:  # every waiter gets the failure (the caller decides)
@@ -140,12 +171,11 @@ class RedisRateLimiter:
                     if not waiter.done():
                         waiter.set_exception(exc)
                 continue
-            for index, (_, capacity, rate, checks, waiter) in enumerate(batch):
+            for index, (_, capacity, rate, _, waiter) in enumerate(batch):
                 if not waiter.done():
                     allowed, tokens, mask = result[3 * index : 3 * index + 3]
                     decision = _decide(bool(allowed), float(tokens), capacity, rate)
-                    present = [bool(int(mask) >> j & 1) for j in range(len(checks))]
-                    waiter.set_result((decision, present))
+                    waiter.set_result((decision, int(mask)))
 
 
 class MemoryRateLimiter:
@@ -156,15 +186,22 @@ class MemoryRateLimiter:
         self._max_keys = max_keys
 
     async def hit(self, key: str, *, capacity: int, period: float) -> Decision:
+        return self.take(key, capacity, period)
+
+    def take(self, key: str, capacity: int, period: float) -> Decision:
+        """`hit` without a coroutine (the request middleware calls this directly)."""
         rate = capacity / period
         now = time.monotonic()
-        tokens, ts, _, _ = self._buckets.get(key, (float(capacity), now, rate, capacity))
-        tokens = min(float(capacity), tokens + max(0.0, now - ts) * rate)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            tokens = float(capacity)
+            if len(self._buckets) >= self._max_keys:
+                self._evict_full(now)
+        else:  # refilled since its last hit (the monotonic clock never goes back)
+            tokens = min(float(capacity), bucket[0] + (now - bucket[1]) * rate)
         allowed = tokens >= 1
         if allowed:
             tokens -= 1
-        if len(self._buckets) >= self._max_keys and key not in self._buckets:
-            self._evict_full(now)
         self._buckets[key] = (tokens, now, rate, capacity)
         return _decide(allowed, tokens, capacity, rate)
 

@@ -173,6 +173,11 @@ class MemoryKeyValue:
     async def mget(self, keys: list[str]) -> list[bytes | None]:
         return [self._live(key) for key in keys]
 
+    def has(self, key: str) -> bool:
+        """Whether `key` holds a live value, without a coroutine (this store never waits)."""
+        item = self._data.get(key)
+        return item is not None and self._live(key) is not None
+
     async def ttl(self, key: str) -> float | None:
         if self._live(key) is None:
             return None

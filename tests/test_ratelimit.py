@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from lms_live.core.ratelimit import Decision, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from lms_live.core.ratelimit import (
+    Decision,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    _evalsha_command,
+)
 from lms_live.core.redis import make_redis
 from tests.conftest import make_settings
 
@@ -226,3 +232,22 @@ async def test_a_hit_reports_which_keys_exist_in_the_same_call(redis: Redis) -> 
     )
     assert [found for _, found in results] == [[True, False, True], [False], []]
     assert [decision.allowed for decision, _ in results] == [True, True, False]
+
+
+def test_the_packed_evalsha_is_what_redis_py_would_send() -> None:
+    from redis.asyncio.connection import Connection
+
+    keys = ["lms:rl:default:user:1", "lms:auth:revocations:loaded", "lms:auth:jti:é"]
+    args = [b"100 1.6666666666666667 2"]
+    packed = b"".join(Connection().pack_command("EVALSHA", "a" * 40, len(keys), *keys, *args))
+    assert _evalsha_command("a" * 40, keys, args) == packed
+
+
+async def test_hits_go_on_after_redis_forgets_the_script(redis: Redis) -> None:
+    """SCRIPT FLUSH (as after a Redis restart): the next call loads the script again."""
+    limiter = RedisRateLimiter(redis)
+    bucket = f"flush:{uuid.uuid4().hex}"
+    assert (await limiter.hit(bucket, capacity=2, period=60)).remaining == 1
+    await redis.script_flush()
+    assert (await limiter.hit(bucket, capacity=2, period=60)).remaining == 0
+    assert not (await limiter.hit(bucket, capacity=2, period=60)).allowed

@@ -25,6 +25,7 @@ optional `{"data": ...}` envelope is applied by `core.http`.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import re
 import time
@@ -111,10 +112,15 @@ def _client_ip(request: web.Request) -> str:
     return hops[0] if hops else remote
 
 
+_REQUEST_ID_PREFIX = f"{_random_bits(64):016x}"
+_request_numbers = itertools.count(_random_bits(40))
+
+
 def _new_request_id() -> str:
-    """32 hex digits. A correlation id, not a secret: Python's PRNG rather than a system call
-    to os.urandom per request."""
-    return f"{_random_bits(128):032x}"
+    """32 hex digits: 64 random bits drawn when the process starts, then a counter (from a
+    random start). Unique across instances and restarts; a correlation id, not a secret, so
+    no system call to os.urandom and no 128-bit draw per request."""
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 class HotPath:

@@ -179,11 +179,15 @@ class JsonBody:
     _serializers: dict[type[BaseModel], SchemaSerializer] = {}
 
     @classmethod
-    def dump(cls, model: type[BaseModel], value: Any) -> bytes:
+    def serializer(cls, model: type[BaseModel]) -> SchemaSerializer:
         serializer = cls._serializers.get(model)
         if serializer is None:
             serializer = cls._serializers[model] = TypeAdapter(model).serializer
-        return serializer.to_json(value, by_alias=True)
+        return serializer
+
+    @classmethod
+    def dump(cls, model: type[BaseModel], value: Any) -> bytes:
+        return cls.serializer(model).to_json(value, by_alias=True)
 
 
 def json_response(
@@ -199,38 +203,50 @@ def _wrap(
     spec: RouteSpec, envelope: bool | None = None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of an operation; `envelope`: RESPONSE_ENVELOPE when known at
-    install time (else read from the app's settings per response)."""
+    install time (else read from the app's settings per response). What it needs from the
+    spec is bound here, once: it runs on every request."""
+    handler = spec.handler
+    roles = spec.roles
+    status = spec.status
+    model = spec.response_model
+    serializer = JsonBody.serializer(model) if model is not None else None
+    takes_input = any(
+        m is not None for m in (spec.path_model, spec.query_model, spec.body_model, spec.form_model)
+    )
 
-    @functools.wraps(spec.handler)
+    @functools.wraps(handler)
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        if spec.roles is not None:
-            require_principal(request, spec.roles)
-        kwargs: dict[str, Any] = {}
-        if spec.path_model is not None:
-            kwargs["path"] = _parse(spec.path_model, dict(request.match_info), "path")
-        if spec.query_model is not None:
-            kwargs["query"] = _parse(
-                spec.query_model, _query_data(request, spec.query_model), "query"
-            )
-        if spec.body_model is not None:
-            max_bytes = request.app[keys.SETTINGS].max_body_bytes
-            kwargs["body"] = _parse(spec.body_model, await read_json(request, max_bytes), "body")
-        if spec.form_model is not None:
-            kwargs["form"] = _parse(spec.form_model, await read_form(request), "body")
-        result = await spec.handler(request, **kwargs)
+        if roles is not None:
+            require_principal(request, roles)
+        if takes_input:
+            result = await handler(request, **await _arguments(spec, request))
+        else:
+            result = await handler(request)
         if isinstance(result, web.StreamResponse):
             return result
-        if spec.response_model is None:
-            return web.Response(status=204 if spec.status == 200 else spec.status)
+        if serializer is None:
+            return web.Response(status=204 if status == 200 else status)
         return json_response(
-            request,
-            JsonBody.dump(spec.response_model, result),
-            status=spec.status,
-            envelope=envelope,
+            request, serializer.to_json(result, by_alias=True), status=status, envelope=envelope
         )
 
     endpoint.__lms_route__ = spec  # type: ignore[attr-defined]
     return endpoint
+
+
+async def _arguments(spec: RouteSpec, request: web.Request) -> dict[str, Any]:
+    """The handler's validated inputs: path, query, body or form models."""
+    kwargs: dict[str, Any] = {}
+    if spec.path_model is not None:
+        kwargs["path"] = _parse(spec.path_model, dict(request.match_info), "path")
+    if spec.query_model is not None:
+        kwargs["query"] = _parse(spec.query_model, _query_data(request, spec.query_model), "query")
+    if spec.body_model is not None:
+        max_bytes = request.app[keys.SETTINGS].max_body_bytes
+        kwargs["body"] = _parse(spec.body_model, await read_json(request, max_bytes), "body")
+    if spec.form_model is not None:
+        kwargs["form"] = _parse(spec.form_model, await read_form(request), "body")
+    return kwargs
 
 
 @dataclass

@@ -101,16 +101,9 @@ class Revocations:
         return _keys_for(principal.jti, principal.session_id)
 
     @staticmethod
-    def judge(present: list[bool]) -> bool | None:
-        """Revoked or not from which of `keys_for` exist; None when the marker is missing
-        (the hot set must be rebuilt: ask `is_revoked`)."""
-        if not present or not present[0]:
-            return None
-        return any(present[1:])
-
-    @staticmethod
     def judge_mask(mask: int) -> bool | None:
-        """`judge` for a bitmask of the keys of `keys_for` that exist (bit j: key j)."""
+        """Revoked or not from which of `keys_for` exist (a bitmask, bit j: key j); None
+        when the marker is missing (the hot set must be rebuilt: ask `is_revoked`)."""
         if not mask & 1:
             return None
         return mask > 1

@@ -163,7 +163,7 @@ class HotPath:
             "auth": parse_rate(settings.rate_limit_auth),
         }
         self.limiter = app[keys.RATE_LIMITER]
-        self.redis_limiter = isinstance(self.limiter, RedisRateLimiter)
+        self.redis_limiter = self.limiter if isinstance(self.limiter, RedisRateLimiter) else None
         self.memory_limiter = self.limiter if isinstance(self.limiter, MemoryRateLimiter) else None
         self.revocations = app[keys.REVOCATIONS]
         self.loaded = True
@@ -398,12 +398,11 @@ async def guard(hot: HotPath, request: web.Request, handler: Handler) -> web.Str
     decision: Decision | None = None
     revoked: bool | None = None
     if principal is not None:
-        if bucket is not None and hot.redis_limiter:
+        if bucket is not None and hot.redis_limiter is not None:
             # One shared round trip for the token's revocation keys and the user's bucket.
             capacity, period = hot.rates[bucket]
-            limiter: RedisRateLimiter = hot.limiter  # type: ignore[assignment]
             try:
-                decision, mask = await limiter.submit(
+                decision, mask = await hot.redis_limiter.submit(
                     f"{bucket}:{_user_identity(principal.user_id)}",
                     capacity=capacity,
                     period=period,

@@ -75,15 +75,13 @@ class Decision(NamedTuple):
 
     def headers(self) -> dict[str, str]:
         """The `X-RateLimit-*` headers describing this bucket."""
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(math.ceil(self.reset_after)),
-        }
+        headers: dict[str, str] = {}
+        self.put(headers)
+        return headers
 
     def put(self, headers: MutableMapping[str, str]) -> None:
-        """Set `headers` (those of a response being answered) as in `headers()`: a third
-        of the cost of building the dict and extending by it, on every limited request."""
+        """Set the `X-RateLimit-*` headers in `headers` (a response's, directly: a third of
+        the cost of building a dict and extending by it, on every limited request)."""
         headers["X-RateLimit-Limit"] = str(self.limit)
         headers["X-RateLimit-Remaining"] = str(self.remaining)
         headers["X-RateLimit-Reset"] = str(math.ceil(self.reset_after))
@@ -188,16 +186,15 @@ class RedisRateLimiter:
         the connection and reach the caller, whose separate checks decide."""
         pool = self._redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        command = _evalsha_command(self._script.sha, keys, args)
         try:
-            for attempt in (1, 2):
-                await connection.send_packed_command(_evalsha_command(self._script.sha, keys, args))
-                try:
-                    return cast(list[Any], await connection.read_response())
-                except redis.exceptions.NoScriptError:
-                    if attempt == 2:
-                        raise
-                    await self._redis.script_load(_BUCKET_SCRIPT)
-            raise AssertionError("unreachable")
+            await connection.send_packed_command(command)
+            try:
+                return cast(list[Any], await connection.read_response())
+            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+                await self._redis.script_load(_BUCKET_SCRIPT)
+            await connection.send_packed_command(command)
+            return cast(list[Any], await connection.read_response())
         finally:
             await pool.release(connection)
 
